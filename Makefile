@@ -1,0 +1,38 @@
+# The two commands of the README: `make run` and `make test`. Both set up .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXECUTE := $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200
+
+.PHONY: run test lint e2e bench long clean
+
+run: $(VENV)/.run-deps
+	$(EXECUTE) notebooks/Neural_net.ipynb
+	$(EXECUTE) notebooks/Database_view.ipynb
+	$(BIN)/python -m helpers report
+
+test: $(VENV)/.dev-deps lint
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.dev-deps
+	$(BIN)/ruff check helpers tests notebooks bench
+
+long: $(VENV)/.run-deps  # the longer recipe of README (about 10 minutes)
+	$(BIN)/python -m helpers train --recipe long --save models/long.npz
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+		{ echo "Python 3.10 or newer is needed; found $$($(PYTHON) --version). Use make PYTHON=python3.x"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.run-deps: requirements.txt pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -r requirements.txt -e .
+	touch $@
+
+$(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.run-deps
+	$(BIN)/python -m pip install -r requirements-dev.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV) database.db database.db-wal database.db-shm models tests/artifacts

@@ -1,0 +1,186 @@
+"""Load MNIST, or any dataset in its IDX layout, with checks; turn it into network inputs.
+
+`load_mnist()` returns `(x_train, y_train), (x_test, y_test)` exactly like keras's
+`mnist.load_data()`: images `(n, 28, 28) uint8`, labels `(n,) uint8`. It reads the
+committed `data/mnist.npz` (verified against the published SHA-256 of every array),
+another `.npz` of that form, or a folder holding the four original IDX files, gzipped
+or not (so Fashion-MNIST and other drop-in datasets work too). Every problem raises
+one `DataError` naming the file and what is wrong; nothing is returned half-loaded.
+"""
+import gzip
+import hashlib
+import os
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from . import paths
+
+SPLITS = ("x_train", "y_train", "x_test", "y_test")
+IDX_NAMES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+# SHA-256 of each array's bytes (C order), from shared/mnist/README.md.
+MNIST_SHA256 = {
+    "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+    "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+    "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+    "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+}
+
+
+class DataError(ValueError):
+    """A dataset file is missing, damaged or not of the expected form."""
+
+
+def read_idx(path):
+    """Read one IDX file (optionally .gz) into a uint8 array of the shape its header gives."""
+    path = Path(path)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: cannot be read or decompressed ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{path}: not an IDX file (wrong magic number {raw[:4].hex() or 'empty'})")
+    if raw[2] != 0x08:
+        raise DataError(f"{path}: IDX data type 0x{raw[2]:02x} is not 0x08 (unsigned byte)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise DataError(f"{path}: IDX header is truncated or declares {ndim} dimensions")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected, actual = int(np.prod(shape)), len(raw) - header
+    if actual != expected:
+        what = "truncated" if actual < expected else "longer than its header says"
+        raise DataError(f"{path}: {what}: header {shape} needs {expected} data bytes, file has {actual}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
+
+
+def _check_arrays(arrays, source):
+    """Shapes and dtypes that every caller of load_mnist can rely on."""
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.dtype != np.uint8 or y.dtype != np.uint8:
+            raise DataError(f"{source}: {split} arrays must be uint8, got {x.dtype} and {y.dtype}")
+        if x.ndim != 3 or y.ndim != 1:
+            raise DataError(f"{source}: x_{split} must be (n, h, w) and y_{split} (n,), got {x.shape} and {y.shape}")
+        if len(x) != len(y):
+            raise DataError(f"{source}: {len(x)} {split} images but {len(y)} labels")
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        raise DataError(f"{source}: train images {arrays['x_train'].shape[1:]} and test images "
+                        f"{arrays['x_test'].shape[1:]} differ in size")
+
+
+def read_idx_folder(folder):
+    """The four IDX files of a folder (name or name.gz) as a dict of arrays."""
+    folder = Path(folder)
+    arrays = {}
+    for key, name in IDX_NAMES.items():
+        found = [folder / n for n in (name + ".gz", name) if (folder / n).is_file()]
+        if not found:
+            raise DataError(f"{folder}: no {name}(.gz) in this folder")
+        arrays[key] = read_idx(found[0])
+    _check_arrays(arrays, folder)
+    return arrays
+
+
+def read_npz(path):
+    """The four arrays of an .npz written like keras's mnist.npz."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in SPLITS if k not in f.files]
+            if missing:
+                raise DataError(f"{path}: missing arrays {missing}; expected {list(SPLITS)}")
+            arrays = {k: f[k] for k in SPLITS}
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: not a readable .npz file ({e})") from None
+    _check_arrays(arrays, path)
+    return arrays
+
+
+def verify_mnist(arrays, source):
+    """Raise DataError unless every array matches the published MNIST SHA-256."""
+    for key, want in MNIST_SHA256.items():
+        got = hashlib.sha256(np.ascontiguousarray(arrays[key]).tobytes()).hexdigest()
+        if got != want:
+            raise DataError(f"{source}: {key} does not match the MNIST checksum "
+                            f"(sha256 {got[:12]}..., expected {want[:12]}...)")
+
+
+def load_mnist(path=None, verify=None):
+    """Return (x_train, y_train), (x_test, y_test) from an .npz file or an IDX folder.
+
+    path: None for the committed data/mnist.npz. verify: check the MNIST checksums;
+    by default only for the default file, so other IDX datasets load too.
+    """
+    if path is None:
+        path = paths.DATA_PATH
+        verify = True if verify is None else verify
+        if not path.exists():
+            raise DataError(f"{path}: missing. Rebuild it from the IDX files with "
+                            f"`python -m helpers build-data` (reads {paths.SHARED_MNIST}).")
+    path = Path(path)
+    arrays = read_idx_folder(path) if path.is_dir() else read_npz(path)
+    if verify:
+        verify_mnist(arrays, path)
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+
+
+def build_npz(src=None, dest=None):
+    """Convert the IDX folder `src` to a compressed, verified .npz at `dest`, atomically."""
+    src = Path(src or paths.SHARED_MNIST)
+    dest = Path(dest or paths.DATA_PATH)
+    arrays = read_idx_folder(src)
+    verify_mnist(arrays, src)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, dest)  # a crash mid-write never leaves a half-written dest
+    return dest
+
+
+def flatten(x):
+    """Images (n, 28, 28) uint8 -> (n, 784) float32 in [0, 1]."""
+    x = np.asarray(x)
+    return x.reshape(len(x), -1).astype(np.float32) / np.float32(255)
+
+
+def one_hot(y, k=10, dtype=np.float32):
+    """Labels (n,) ints in [0, k) -> (n, k) one-hot rows."""
+    y = np.asarray(y)
+    if y.ndim != 1 or (y.size and (y.min() < 0 or y.max() >= k)):
+        raise ValueError(f"labels must be a 1-D array of integers in [0, {k}), got shape {y.shape}")
+    out = np.zeros((len(y), k), dtype=dtype)
+    out[np.arange(len(y)), y] = 1
+    return out
+
+
+def random_shift(x, rng, max_shift=2):
+    """Move each flattened 28x28 image by up to max_shift pixels in x and y (zero fill).
+
+    x: (n, 784) float32. Augmentation for the long recipe: a digit shifted by a pixel
+    or two is still the same digit, so the network learns to ignore position.
+    """
+    n, side = len(x), 28
+    pad = np.pad(x.reshape(n, side, side), ((0, 0), (max_shift,) * 2, (max_shift,) * 2))
+    dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
+    out = np.empty_like(x).reshape(n, side, side)
+    for oy in range(2 * max_shift + 1):  # group by offset: 25 slices, not n
+        for ox in range(2 * max_shift + 1):
+            idx = np.flatnonzero((dy == oy) & (dx == ox))
+            out[idx] = pad[idx, oy:oy + side, ox:ox + side]
+    return out.reshape(n, -1)

@@ -1,0 +1,192 @@
+"""A fully connected neural network in NumPy, with backpropagation written by hand.
+
+For: seeing exactly how a multilayer perceptron turns pixels into ten scores (the
+forward pass) and how the gradient of its loss flows back to every weight (the
+backward pass). Leaves out: convolutions, GPUs, automatic differentiation. The
+optimisers and the training loop are in `training.py`; this module knows no files.
+
+Shapes: X (n, d) float, one row per sample; Y (n, k) one-hot; W (d_in, d_out); b (d_out,).
+Names follow the math of the notebook:
+    z = a_prev @ W + b        a = f(z)           (forward, layer by layer)
+    delta = dL/dz             nabla_W = a_prev.T @ delta,  nabla_b = sum(delta)
+    delta_prev = (delta @ W.T) * f'(z_prev)       (backward, layer by layer)
+"""
+import numpy as np
+
+# Activations. Each forward rule sits beside its derivative; the derivative is written
+# with the output a = f(z), which the forward pass has already computed.
+
+
+def sigmoid(z):
+    return 0.5 * (1 + np.tanh(0.5 * z))  # = 1 / (1 + e^-z), but never overflows for z << 0
+
+
+def sigmoid_prime(a):
+    return a * (1 - a)
+
+
+def tanh(z):
+    return np.tanh(z)
+
+
+def tanh_prime(a):
+    return 1 - a * a
+
+
+def relu(z):
+    return np.maximum(z, 0)
+
+
+def relu_prime(a):
+    return (a > 0).astype(a.dtype)
+
+
+ACTIVATIONS = {"sigmoid": (sigmoid, sigmoid_prime), "tanh": (tanh, tanh_prime), "relu": (relu, relu_prime)}
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))  # shifting by the max leaves softmax unchanged
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_backward(p, grad_p):
+    """dL/dz from dL/dp through p = softmax(z), using its Jacobian diag(p) - p p^T."""
+    return p * (grad_p - (grad_p * p).sum(axis=1, keepdims=True))
+
+
+# Losses: the mean over the n samples of a batch, each with its gradient.
+
+
+def mse(a, Y):
+    return 0.5 * np.sum((a - Y) ** 2) / len(Y)
+
+
+def mse_grad(a, Y):
+    return (a - Y) / len(Y)
+
+
+def cross_entropy(z, Y):
+    """Cross-entropy of p = softmax(z) against Y, from the logits z so that log never sees 0."""
+    z = z - z.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return -np.sum(Y * log_p) / len(Y)
+
+
+def cross_entropy_grad(p, Y):
+    """dL/dp for L = cross-entropy of probabilities p (the long way; see softmax_cross_entropy_grad)."""
+    return -Y / p / len(Y)
+
+
+def softmax_cross_entropy_grad(p, Y):
+    """dL/dz through softmax and cross-entropy together: the Jacobians cancel to (p - Y) / n."""
+    return (p - Y) / len(Y)
+
+
+def init_weights(rng, d_in, d_out, activation, dtype):
+    """He (ReLU) or Xavier/Glorot (sigmoid, tanh, output) normal init: keeps signal variance steady."""
+    std = np.sqrt(2 / d_in) if activation == "relu" else np.sqrt(2 / (d_in + d_out))
+    return (rng.standard_normal((d_in, d_out)) * std).astype(dtype)
+
+
+class MLP:
+    """A multilayer perceptron: sizes (784, ..., 10), hidden activation, and loss.
+
+    loss="cross_entropy": softmax output. loss="mse": sigmoid output, as in the original.
+    params: [W1, b1, W2, b2, ...], the arrays that training updates in place.
+    """
+
+    def __init__(self, sizes, activation="relu", loss="cross_entropy", seed=0, dtype=np.float32):
+        sizes = tuple(int(s) for s in sizes)
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"sizes must list at least an input and an output size, all >= 1; got {sizes}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if loss not in ("cross_entropy", "mse"):
+            raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {loss!r}")
+        self.sizes, self.activation, self.loss, self.dtype = sizes, activation, loss, np.dtype(dtype)
+        self.f, self.f_prime = ACTIVATIONS[activation]
+        rng = np.random.default_rng(seed)
+        self.params = []
+        for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            act = activation if i < len(sizes) - 2 else "output"
+            self.params += [init_weights(rng, d_in, d_out, act, self.dtype), np.zeros(d_out, self.dtype)]
+
+    def __repr__(self):
+        return f"MLP(sizes={self.sizes}, activation={self.activation!r}, loss={self.loss!r})"
+
+    @property
+    def depth(self):
+        return len(self.sizes) - 1
+
+    def forward(self, X):
+        """Output of the last layer, keeping every layer's activation for backward. X: (n, d)."""
+        a = X
+        self.activations = [a]
+        for l in range(self.depth):
+            W, b = self.params[2 * l], self.params[2 * l + 1]
+            z = a @ W
+            z += b
+            if l < self.depth - 1:
+                a = self.f(z)
+            else:
+                self.z_out = z  # kept for a stable cross-entropy
+                a = softmax(z) if self.loss == "cross_entropy" else sigmoid(z)
+            self.activations.append(a)
+        return a
+
+    def backward(self, delta):
+        """Gradients of every param, given delta = dL/dz of the output layer, (n, k)."""
+        grads = [None] * len(self.params)
+        for l in reversed(range(self.depth)):
+            a_prev = self.activations[l]
+            grads[2 * l] = a_prev.T @ delta  # nabla_W
+            grads[2 * l + 1] = delta.sum(axis=0)  # nabla_b
+            if l > 0:  # the input layer needs no delta
+                delta = (delta @ self.params[2 * l].T) * self.f_prime(a_prev)
+        return grads
+
+    def _loss_and_delta(self, out, Y):
+        if self.loss == "cross_entropy":
+            return cross_entropy(self.z_out, Y), softmax_cross_entropy_grad(out, Y)
+        return mse(out, Y), mse_grad(out, Y) * sigmoid_prime(out)
+
+    def _loss_and_grads(self, X, Y):
+        """loss_and_grads without input checks, for the training loop. Returns (loss, grads, out)."""
+        out = self.forward(X)
+        loss, delta = self._loss_and_delta(out, Y)
+        return float(loss), self.backward(delta), out
+
+    def loss_and_grads(self, X, Y):
+        """Mean loss over the batch and its gradient for every param. X: (n, d); Y: (n, k) one-hot."""
+        X, Y = self.check_inputs(X), self.check_targets(Y, len(X))
+        loss, grads, _ = self._loss_and_grads(X, Y)
+        return loss, grads
+
+    def predict_proba(self, X, batch_size=10_000):
+        """(n, k) class probabilities. For an MSE model, its sigmoid outputs scaled to sum to 1."""
+        X = self.check_inputs(X)
+        out = np.concatenate([self.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
+        return out if self.loss == "cross_entropy" else out / out.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """(n,) predicted labels."""
+        return self.predict_proba(X).argmax(axis=1)
+
+    def check_inputs(self, X):
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
+            raise ValueError(f"X must have shape (n, {self.sizes[0]}), one flattened sample per row; got "
+                             f"{X.shape}. For (n, 28, 28) images use helpers.data.flatten(x).")
+        if not np.issubdtype(X.dtype, np.number) or not np.isfinite(X).all():
+            raise ValueError("X must hold finite numbers (no NaN or infinity)")
+        return X.astype(self.dtype, copy=False)
+
+    def check_targets(self, Y, n):
+        Y = np.asarray(Y)
+        k = self.sizes[-1]
+        if Y.shape != (n, k):
+            raise ValueError(f"Y must be one-hot targets of shape ({n}, {k}), got {Y.shape}. "
+                             f"For integer labels use helpers.data.one_hot(y, {k}).")
+        if not np.isfinite(Y).all():
+            raise ValueError("Y must hold finite numbers (no NaN or infinity)")
+        return Y.astype(self.dtype, copy=False)

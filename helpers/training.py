@@ -1,0 +1,149 @@
+"""Optimisers, learning-rate schedules and the training loop `fit`.
+
+For: turning the gradients of `nn.MLP.loss_and_grads` into better weights, one
+mini-batch at a time. Leaves out: early stopping, checkpoints during training.
+
+Each optimiser's `step(grads, lr)` updates `model.params` in place:
+    gradient descent  theta <- theta - lr * nabla
+    momentum          v <- mu * v + nabla;  theta <- theta - lr * v
+    Adam              m, v <- running means of nabla and nabla^2;  theta <- theta - lr * m_hat / (sqrt(v_hat) + eps)
+Weight decay (L2) adds wd * W to the gradient of every weight matrix, never to biases.
+"""
+import math
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .data import one_hot, random_shift
+
+
+class SGD:
+    """Gradient descent, with momentum when mu > 0."""
+
+    def __init__(self, params, momentum=0.0, weight_decay=0.0):
+        self.params, self.mu, self.wd = params, momentum, weight_decay
+        self.v = [np.zeros_like(p) for p in params] if momentum else None
+
+    def step(self, grads, lr):
+        for i, (theta, nabla) in enumerate(zip(self.params, grads)):
+            if self.wd and i % 2 == 0:  # even positions hold weight matrices
+                nabla += self.wd * theta
+            if self.v is not None:
+                self.v[i] *= self.mu
+                self.v[i] += nabla
+                nabla = self.v[i]
+            theta -= lr * nabla
+
+
+class Adam:
+    """Adam (Kingma & Ba, 2015) with L2 weight decay added to the gradient."""
+
+    def __init__(self, params, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+        self.params, self.b1, self.b2, self.eps, self.wd = params, beta1, beta2, eps, weight_decay
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+        self.t = 0
+
+    def step(self, grads, lr):
+        self.t += 1
+        lr_t = lr * math.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)  # bias correction
+        for i, (theta, nabla) in enumerate(zip(self.params, grads)):
+            if self.wd and i % 2 == 0:
+                nabla += self.wd * theta
+            self.m[i] += (1 - self.b1) * (nabla - self.m[i])
+            self.v[i] += (1 - self.b2) * (nabla * nabla - self.v[i])
+            theta -= lr_t * self.m[i] / (np.sqrt(self.v[i]) + self.eps)
+
+
+def lr_at(schedule, lr, step, total):
+    """Learning rate at step of total: 'constant', 'cosine' (to 0), or 'step' (/10 at 50% and 75%)."""
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        return 0.5 * lr * (1 + math.cos(math.pi * step / total))
+    if schedule == "step":
+        return lr * 0.1 ** ((step >= total // 2) + (step >= 3 * total // 4))
+    raise ValueError(f"schedule must be 'constant', 'cosine' or 'step', got {schedule!r}")
+
+
+def evaluate(model, X, y, batch_size=10_000):
+    """(mean loss, accuracy) of model on features X (n, d) and integer labels y (n,)."""
+    loss, correct = 0.0, 0
+    for i in range(0, len(X), batch_size):
+        xb, yb = X[i:i + batch_size], y[i:i + batch_size]
+        out = model.forward(xb)
+        loss += model._loss_and_delta(out, one_hot(yb, out.shape[1], out.dtype))[0] * len(xb)
+        correct += int((out.argmax(axis=1) == yb).sum())
+    return loss / len(X), correct / len(X)
+
+
+class TrainingDiverged(ArithmeticError):
+    """The loss became NaN or infinite."""
+
+
+def check_labels(model, X, y, name):
+    y = np.asarray(y)
+    k = model.sizes[-1]
+    if y.shape != (len(X),) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{name} must be integer labels of shape ({len(X)},), got {y.dtype} {y.shape}")
+    if len(y) and (y.min() < 0 or y.max() >= k):
+        raise ValueError(f"{name} must lie in [0, {k}), found {y.min()}..{y.max()}")
+    return y
+
+
+def fit(model, x_train, y_train, x_test=None, y_test=None, *, epochs=10, batch_size=128,
+        optimizer="sgd", lr=0.1, momentum=0.0, weight_decay=0.0, schedule="constant",
+        augment=False, seed=0, progress=True, desc="training"):
+    """Train model in place with mini-batches; return the per-epoch history as a dict of lists.
+
+    x_*: (n, 784) float32 features, y_*: (n,) integer labels. batch_size=None: full batch.
+    optimizer: 'sgd' (momentum if > 0) or 'adam'. augment: random shifts of up to 2 pixels.
+    History keys: epoch, train_loss, train_acc (running means over the epoch's batches),
+    test_loss, test_acc (after the epoch, if test data is given), seconds (training time so far).
+    """
+    x_train = model.check_inputs(x_train)
+    y_train = check_labels(model, x_train, y_train, "y_train")
+    if x_test is not None:
+        x_test = model.check_inputs(x_test)
+        y_test = check_labels(model, x_test, y_test, "y_test")
+    n = len(x_train)
+    batch_size = n if batch_size is None else int(batch_size)
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    if optimizer == "sgd":
+        opt = SGD(model.params, momentum, weight_decay)
+    elif optimizer == "adam":
+        opt = Adam(model.params, weight_decay=weight_decay)
+    else:
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+    lr_at(schedule, lr, 0, 1)  # reject an unknown schedule before any work
+    rng = np.random.default_rng(seed)
+    Y_train = one_hot(y_train, model.sizes[-1], model.dtype)
+    steps_per_epoch = math.ceil(n / batch_size)
+    total, step, seconds = epochs * steps_per_epoch, 0, 0.0
+    history = {k: [] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")}
+    bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch")
+    for epoch in bar:
+        t0 = time.perf_counter()
+        perm = rng.permutation(n)
+        X, Y, y = x_train[perm], Y_train[perm], y_train[perm]  # one contiguous copy per epoch
+        if augment:
+            X = random_shift(X, rng)
+        loss_sum, correct = 0.0, 0
+        for i in range(0, n, batch_size):
+            loss, grads, out = model._loss_and_grads(X[i:i + batch_size], Y[i:i + batch_size])
+            if not math.isfinite(loss):
+                raise TrainingDiverged(f"the loss became {loss} at epoch {epoch}, batch {i // batch_size + 1}: "
+                                       f"try a smaller learning rate than {lr}")
+            opt.step(grads, lr_at(schedule, lr, step, total))
+            step += 1
+            loss_sum += loss * len(out)
+            correct += int((out.argmax(axis=1) == y[i:i + batch_size]).sum())
+        seconds += time.perf_counter() - t0
+        test_loss, test_acc = evaluate(model, x_test, y_test) if x_test is not None else (math.nan, math.nan)
+        row = (epoch, loss_sum / n, correct / n, test_loss, test_acc, seconds)
+        for key, value in zip(history, row):
+            history[key].append(value)
+        bar.set_postfix(loss=f"{row[1]:.4f}", acc=f"{row[2]:.4f}", test_acc=f"{test_acc:.4f}")
+    return history
