@@ -62,7 +62,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a recipe, write the run to the database, print the accuracy")
-    p.add_argument("--recipe", choices=sorted(pipeline.RECIPES), default="default", help="starting point (default: default)")
+    p.add_argument("--recipe", choices=sorted(pipeline.RECIPES), default="default",
+                   help="starting point (default: default)")
     p.add_argument("--hidden", type=int, nargs="+", metavar="N", help="hidden layer sizes, e.g. --hidden 512 256")
     p.add_argument("--activation", choices=["relu", "sigmoid", "tanh"], help="hidden activation")
     p.add_argument("--epochs", type=int, help="passes over the training set")

@@ -9,6 +9,7 @@ they appear together or not at all. Every failure raises `DatabaseFileError` nam
 the file.
 """
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -71,6 +72,10 @@ def connect(path, readonly=False, timeout=5.0):
     path = Path(path)
     if not path.parent.is_dir():
         raise DatabaseFileError(f"{path}: the folder {path.parent} does not exist")
+    if not readonly and path.exists() and not os.access(path, os.W_OK):
+        raise DatabaseFileError(f"{path}: the file is read-only; nothing was changed. Pass another path.")
+    if not readonly and not os.access(path.parent, os.W_OK):
+        raise DatabaseFileError(f"{path}: the folder {path.parent} is not writable")
     if readonly and not path.is_file():
         raise DatabaseFileError(f"{path}: no database yet. Run notebooks/Neural_net.ipynb (or `make run`) first.")
     try:
@@ -114,7 +119,8 @@ def _check_predictions(split, images, labels, proba):
     if images.dtype != np.uint8 or images.reshape(len(images), -1).shape != (n, 784):
         raise ValueError(f"{split} images must be {n} uint8 images of 784 pixels (n, 28, 28) or (n, 784), "
                          f"got {images.dtype} {images.shape}")
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or (n and not 0 <= labels.min() <= labels.max() <= 9):
+    in_range = n == 0 or 0 <= labels.min() <= labels.max() <= 9
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or not in_range:
         raise ValueError(f"{split} labels must be integers 0..9 of shape ({n},), got {labels.dtype} {labels.shape}")
     if proba.shape != (n, 10) or not np.isfinite(proba).all():
         raise ValueError(f"{split} probabilities must be finite, of shape ({n}, 10), got {proba.shape}")

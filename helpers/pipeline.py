@@ -5,10 +5,8 @@ The notebook, the command line (`python -m helpers train`) and the benchmark all
 `sizes`, `activation` and `loss`, `n_train` (how many training images to use; None
 for all 60,000) and the keyword arguments of `training.fit`.
 """
-import json
 import platform
 import sqlite3
-import time
 from datetime import datetime, timezone
 
 import numpy as np
@@ -79,15 +77,9 @@ def record_run(db_path, model, name, config, dataset, dataset_name, metrics, his
     n_train = config.get("n_train")
     predictions = {"test": (x_test, y_test, model.predict_proba(data.flatten(x_test)))}
     if n_train is not None:  # a small training set is worth keeping: the baseline's 1,000 images
-        predictions["train"] = (x_train[:n_train], y_train[:n_train], model.predict_proba(data.flatten(x_train[:n_train])))
+        x, y = x_train[:n_train], y_train[:n_train]
+        predictions["train"] = (x, y, model.predict_proba(data.flatten(x)))
     finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return db.save_run(db_path, name=name, config=json.loads(json.dumps(config)), dataset=dataset_name,
+    return db.save_run(db_path, name=name, config=config, dataset=dataset_name,
                        metrics=metrics, history=history, started_at=started, finished_at=finished,
                        versions=versions(), predictions=predictions)
-
-
-def timed(fn, *args, **kwargs):
-    """(result, seconds) of one call."""
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t0

@@ -64,7 +64,8 @@ def test_same_seed_gives_bit_identical_weights(small):
 def test_divergence_stops_with_a_clear_error(small):
     X, y, _, _ = small
     model = nn.MLP((784, 32, 10), seed=0)
-    with pytest.raises(training.TrainingDiverged, match=r"at epoch 1, batch \d+: try a smaller learning rate than 1e\+30"):
+    message = r"at epoch 1, batch \d+: try a smaller learning rate than 1e\+30"
+    with pytest.raises(training.TrainingDiverged, match=message):
         with np.errstate(all="ignore"):
             training.fit(model, X, y, epochs=2, lr=1e30, progress=False)
 
