@@ -9,13 +9,14 @@ EXECUTE := $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecuteP
 run: $(VENV)/.run-deps
 	$(EXECUTE) notebooks/Neural_net.ipynb
 	$(EXECUTE) notebooks/Database_view.ipynb
+	$(BIN)/python tools/freeze_progress_bars.py notebooks/Neural_net.ipynb
 	$(BIN)/python -m helpers report
 
 test: $(VENV)/.dev-deps lint
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev-deps
-	$(BIN)/ruff check helpers tests notebooks bench
+	$(BIN)/ruff check helpers tests notebooks bench tools
 
 long: $(VENV)/.run-deps  # the longer recipe of README (about 10 minutes)
 	$(BIN)/python -m helpers train --recipe long --save models/long.npz

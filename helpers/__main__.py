@@ -20,15 +20,13 @@ def train(args):
         recipe["activation"] = args.activation
     print(f"recipe {args.recipe}: {json.dumps(recipe)}")
     dataset = data.load_mnist(args.data)
-    db_path = None if args.no_db else args.db
-    model, history, metrics, run_id = pipeline.train_recipe(
-        recipe, dataset, seed=args.seed, name=args.recipe, db_path=db_path, progress=not args.quiet,
-        dataset_name="mnist" if args.data is None else str(args.data))
+    run = pipeline.train_recipe(recipe, dataset, seed=args.seed, name=args.recipe, progress=not args.quiet)
     if args.save:
-        model_io.save_model(model, args.save)
-        print(f"model saved to {args.save}")
-    if run_id is not None:
-        print(f"run {run_id} written to {db_path}")
+        print(f"model saved to {model_io.save_model(run['model'], args.save)}")
+    if not args.no_db:
+        dataset_name = "mnist" if args.data is None else str(args.data)
+        print(f"run {pipeline.save_run(args.db, run, dataset, dataset_name)} written to {args.db}")
+    metrics = run["metrics"]
     print(f"train accuracy {metrics['train_accuracy']:.4f}, test accuracy {metrics['test_accuracy']:.4f}, "
           f"{metrics['train_seconds']:.1f} s of training")
 

@@ -66,6 +66,9 @@ PRAGMA user_version = {SCHEMA_VERSION};
 class DatabaseFileError(RuntimeError):
     """The database file cannot be opened, is not this project's, or cannot be written."""
 
+    def _render_traceback_(self):  # in a notebook, IPython shows this message instead of a traceback
+        return [f"{type(self).__name__}: {self}"]
+
 
 def connect(path, readonly=False, timeout=5.0):
     """Open (and if new, create) the project's database. timeout: seconds to wait for a lock."""
@@ -143,18 +146,19 @@ def save_run(path, *, name, config, dataset, metrics, history, started_at, finis
         run_id = conn.execute(
             "INSERT INTO runs (name, started_at, finished_at, config, dataset, train_accuracy, test_accuracy,"
             " train_loss, test_loss, train_seconds, versions) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (name, started_at, finished_at, config_json, dataset, metrics["train_accuracy"],
-             metrics["test_accuracy"], metrics["train_loss"], metrics["test_loss"], metrics["train_seconds"],
-             versions_json)).lastrowid
-        conn.executemany(
+            (name, started_at, finished_at, config_json, dataset,
+             *(float(metrics[k]) for k in ("train_accuracy", "test_accuracy", "train_loss", "test_loss",
+                                           "train_seconds")), versions_json)).lastrowid
+        columns = ("train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+        conn.executemany(  # float(): NumPy scalars would otherwise be stored as raw bytes
             "INSERT INTO history VALUES (?,?,?,?,?,?,?)",
-            zip([run_id] * len(history["epoch"]), history["epoch"], history["train_loss"], history["train_acc"],
-                history["test_loss"], history["test_acc"], history["seconds"]))
+            ((run_id, int(epoch), *(float(history[c][i]) for c in columns))
+             for i, epoch in enumerate(history["epoch"])))
         sql = f"INSERT INTO predictions VALUES (?,?,?,?,?,?,?,{','.join('?' * 10)})"
         for split, (images, labels, proba) in checked.items():
-            predicted, confidence = proba.argmax(axis=1), proba.max(axis=1)
+            predicted, confidence, rows = proba.argmax(axis=1).tolist(), proba.max(axis=1).tolist(), proba.tolist()
             conn.executemany(sql, (
-                (run_id, split, i, images[i].tobytes(), int(labels[i]), int(predicted[i]), confidence[i], *proba[i])
+                (run_id, split, i, images[i].tobytes(), int(labels[i]), predicted[i], confidence[i], *rows[i])
                 for i in range(len(labels))))
         conn.execute("COMMIT")
         return run_id

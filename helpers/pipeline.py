@@ -18,10 +18,11 @@ RECIPES = {
     # The original: sigmoid, mean squared error, full-batch gradient descent on 1,000 images.
     "baseline": dict(sizes=(784, 30, 10), activation="sigmoid", loss="mse", n_train=1000,
                      epochs=1000, batch_size=None, optimizer="sgd", lr=0.5),
-    # The default: ReLU, softmax cross-entropy, mini-batch SGD with momentum and a cosine schedule.
-    "default": dict(sizes=(784, 512, 10), activation="relu", loss="cross_entropy", n_train=None,
-                    epochs=15, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
-                    weight_decay=1e-4, schedule="cosine"),
+    # The default: ReLU, softmax cross-entropy, mini-batch SGD with momentum and a cosine
+    # schedule, weight decay and random 2-pixel shifts of every image.
+    "default": dict(sizes=(784, 256, 10), activation="relu", loss="cross_entropy", n_train=None,
+                    epochs=20, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
+                    schedule="cosine", weight_decay=1e-4, augment=True),
     # Longer: a wider, deeper network and random 2-pixel shifts of every image.
     "long": dict(sizes=(784, 1024, 1024, 10), activation="relu", loss="cross_entropy", n_train=None,
                  epochs=40, batch_size=128, optimizer="sgd", lr=0.05, momentum=0.9,
@@ -45,16 +46,15 @@ def prepare(dataset, n_train=None):
     return data.flatten(x_train), y_train, data.flatten(x_test), y_test
 
 
-def train_recipe(recipe, dataset, *, seed=0, name=None, db_path=None, dataset_name="mnist", progress=True,
-                 eval_test_each_epoch=True):
-    """Train the recipe (a name from RECIPES or a dict) and, if db_path is given, record the run.
+def train_recipe(recipe, dataset, *, seed=0, name=None, progress=True, eval_test_each_epoch=True):
+    """Train a recipe (a name from RECIPES or a dict) on dataset, as returned by load_mnist.
 
-    dataset: as returned by load_mnist. Returns (model, history, metrics, run_id or None).
+    Returns a run: a dict with the trained `model`, its `history`, final `metrics` (accuracy
+    and loss on the training images it used and on all test images), and what `save_run` records.
     """
     if isinstance(recipe, str):
         name = name or recipe
         recipe = RECIPES[recipe]
-    config = {**recipe, "seed": seed}
     fit_args = {k: v for k, v in recipe.items() if k not in MODEL_KEYS + ("n_train",)}
     X, y, X_test, y_test = prepare(dataset, recipe.get("n_train"))
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -65,21 +65,27 @@ def train_recipe(recipe, dataset, *, seed=0, name=None, db_path=None, dataset_na
     test_loss, test_acc = training.evaluate(model, X_test, y_test)
     metrics = dict(train_accuracy=train_acc, test_accuracy=test_acc, train_loss=float(train_loss),
                    test_loss=float(test_loss), train_seconds=history["seconds"][-1])
-    run_id = None
-    if db_path is not None:
-        run_id = record_run(db_path, model, name or "run", config, dataset, dataset_name, metrics, history, started)
-    return model, history, metrics, run_id
+    return dict(name=name or "run", config={**recipe, "seed": seed}, model=model, history=history,
+                metrics=metrics, started_at=started)
 
 
-def record_run(db_path, model, name, config, dataset, dataset_name, metrics, history, started):
-    """Predict all test images (and the training images the run used) and save the run."""
+def save_run(db_path, run, dataset, dataset_name="mnist"):
+    """Write a run with its predictions on all test images (and, for a run on a subset,
+    on the training images it used) to the SQLite file db_path; return the run id."""
     (x_train, y_train), (x_test, y_test) = dataset
-    n_train = config.get("n_train")
+    model, n_train = run["model"], run["config"].get("n_train")
     predictions = {"test": (x_test, y_test, model.predict_proba(data.flatten(x_test)))}
     if n_train is not None:  # a small training set is worth keeping: the baseline's 1,000 images
         x, y = x_train[:n_train], y_train[:n_train]
         predictions["train"] = (x, y, model.predict_proba(data.flatten(x)))
     finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return db.save_run(db_path, name=name, config=config, dataset=dataset_name,
-                       metrics=metrics, history=history, started_at=started, finished_at=finished,
-                       versions=versions(), predictions=predictions)
+    return db.save_run(db_path, name=run["name"], config=run["config"], dataset=dataset_name,
+                       metrics=run["metrics"], history=run["history"], started_at=run["started_at"],
+                       finished_at=finished, versions=versions(), predictions=predictions)
+
+
+def summary(run):
+    """One row for a results table: training images, accuracies (as percentages) and seconds."""
+    m = run["metrics"]
+    return {"train images": run["config"].get("n_train") or 60_000, "train acc": f"{m['train_accuracy']:.2%}",
+            "test acc": f"{m['test_accuracy']:.2%}", "seconds": round(m["train_seconds"], 1)}

@@ -73,7 +73,7 @@ def evaluate(model, X, y, batch_size=10_000):
     for i in range(0, len(X), batch_size):
         xb, yb = X[i:i + batch_size], y[i:i + batch_size]
         out = model.forward(xb)
-        loss += model._loss_and_delta(out, one_hot(yb, out.shape[1], out.dtype))[0] * len(xb)
+        loss += float(model._loss_and_delta(out, one_hot(yb, out.shape[1], out.dtype))[0]) * len(xb)
         correct += int((out.argmax(axis=1) == yb).sum())
     return loss / len(X), correct / len(X)
 

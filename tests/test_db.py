@@ -16,8 +16,8 @@ def fake_run(n=50, seed=0, **overrides):
     proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     run = dict(name="test", config={"sizes": [784, 10], "seed": seed}, dataset="mnist",
                metrics=dict(train_accuracy=0.5, test_accuracy=0.4, train_loss=1.0, test_loss=1.2, train_seconds=3.0),
-               history={"epoch": [1, 2], "train_loss": [2.0, 1.0], "train_acc": [0.3, 0.5], "test_loss": [2.1, 1.2],
-                        "test_acc": [0.3, 0.4], "seconds": [1.5, 3.0]},
+               history={"epoch": [1, 2], "train_loss": [2.0, 1.0], "train_acc": [0.3, 0.5],
+                        "test_loss": np.array([2.1, 1.2], np.float32), "test_acc": [0.3, 0.4], "seconds": [1.5, 3.0]},
                started_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:00:03+00:00",
                versions={"numpy": np.__version__}, predictions={"test": (images, labels, proba)})
     run.update(overrides)
@@ -49,6 +49,9 @@ def test_a_run_round_trips_with_its_images_history_and_views(tmp_path):
     np.testing.assert_allclose([(r[5], r[6]) for r in rows], proba[:, [0, 9]])
     hist = conn.execute("SELECT epoch, test_accuracy FROM history WHERE run_id = ?", (run_id,)).fetchall()
     assert hist == [(1, 0.3), (2, 0.4)]
+    types = conn.execute("SELECT DISTINCT typeof(test_loss) || typeof(confidence) || typeof(p3) "
+                         "FROM history JOIN predictions USING (run_id)").fetchall()
+    assert types == [("realrealreal",)]  # NumPy scalars are stored as numbers, not bytes
     per_digit = dict(conn.execute("SELECT label, correct FROM digit_accuracy WHERE run_id = ?", (run_id,)).fetchall())
     for d, correct in per_digit.items():
         assert correct == int(((labels == d) & (proba.argmax(1) == d)).sum())
@@ -88,9 +91,10 @@ def test_keyboard_interrupt_midway_rolls_back(tmp_path, monkeypatch):
     history = fake_run()["history"]
 
     class Interrupting(list):  # Ctrl-C while the second history row is being written
-        def __iter__(self):
-            yield self[0]
-            raise KeyboardInterrupt
+        def __getitem__(self, i):
+            if i == 1:
+                raise KeyboardInterrupt
+            return super().__getitem__(i)
 
     history["seconds"] = Interrupting(history["seconds"])
     with pytest.raises(KeyboardInterrupt):

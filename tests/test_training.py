@@ -86,7 +86,8 @@ def test_fit_rejects_bad_arguments(args, kwargs, message):
 
 
 def test_the_original_baseline_reaches_about_90_percent_on_its_samples(mnist):
-    model, history, metrics, _ = pipeline.train_recipe("baseline", mnist, progress=False, eval_test_each_epoch=False)
+    run = pipeline.train_recipe("baseline", mnist, progress=False, eval_test_each_epoch=False)
+    metrics, history = run["metrics"], run["history"]
     assert 0.87 <= metrics["train_accuracy"] <= 0.96
     assert metrics["test_accuracy"] < metrics["train_accuracy"]  # 1,000 samples do not generalise fully
     assert len(history["epoch"]) == 1000 and np.isnan(history["test_acc"]).all()

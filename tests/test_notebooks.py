@@ -1,0 +1,74 @@
+"""Both notebooks run top to bottom, headless, with no errors or warnings, and write what they promise."""
+import json
+import sqlite3
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from helpers import paths
+
+NOTEBOOKS = paths.ROOT / "notebooks"
+
+
+def execute(name, cwd):
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    return nb
+
+
+def outputs(nb):
+    return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+
+
+def assert_clean(nb):
+    for out in outputs(nb):
+        assert out.output_type != "error", out
+        assert not (out.output_type == "stream" and out.name == "stderr"), out.text
+        assert "Warning" not in json.dumps(out.get("data", {})) + out.get("text", ""), out
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """Neural_net.ipynb run as JupyterLab would from notebooks/, writing to a temporary database."""
+    tmp = tmp_path_factory.mktemp("run")
+    with pytest.MonkeyPatch.context() as mp:  # the kernel inherits these variables
+        mp.setenv("NN_DB_PATH", str(tmp / "database.db"))
+        mp.setenv("NN_MODEL_PATH", str(tmp / "model.npz"))
+        nb = execute("Neural_net.ipynb", cwd=NOTEBOOKS)
+        viewer = execute("Database_view.ipynb", cwd=paths.ROOT)  # and this one from the repository root
+    return nb, viewer, tmp
+
+
+def test_neural_net_runs_clean_and_writes_two_runs(executed):
+    nb, _, tmp = executed
+    assert_clean(nb)
+    conn = sqlite3.connect(tmp / "database.db")
+    runs = conn.execute("SELECT r.name, r.test_accuracy, COUNT(p.idx) FROM runs r JOIN predictions p "
+                        "ON p.run_id = r.id AND p.split = 'test' GROUP BY r.id ORDER BY r.id").fetchall()
+    conn.close()
+    assert [(name, n) for name, _, n in runs] == [("baseline", 10000), ("default", 10000)]
+    assert runs[1][1] >= 0.985
+    printed = "".join(out.get("text", "") for out in outputs(nb))
+    assert f"Final test accuracy: {runs[1][1]:.2%}" in printed  # the notebook reports what it stored
+    assert (tmp / "model.npz").is_file()
+
+
+def test_database_view_runs_clean(executed):
+    _, viewer, _ = executed
+    assert_clean(viewer)
+    assert sum(1 for out in outputs(viewer) if "image/png" in out.get("data", {})) >= 5
+
+
+def test_database_view_without_a_database_says_what_to_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("NN_DB_PATH", str(tmp_path / "database.db"))
+    nb = nbformat.read(NOTEBOOKS / "Database_view.ipynb", as_version=4)
+    with pytest.raises(CellExecutionError):
+        NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    errors = [out for out in outputs(nb) if out.output_type == "error"]
+    assert len(errors) == 1  # execution stopped at the first cell that needs the database
+    shown = "\n".join(errors[0].traceback)  # what the reader sees instead of a traceback
+    assert shown == (f"DatabaseFileError: {tmp_path / 'database.db'}: no database yet. "
+                     "Run notebooks/Neural_net.ipynb (or `make run`) first.")
+    assert not (tmp_path / "database.db").exists()
