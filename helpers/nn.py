@@ -38,7 +38,7 @@ def relu(z):
 
 
 def relu_prime(a):
-    return (a > 0).astype(a.dtype)
+    return a > 0  # a boolean mask: multiplying by it is multiplying by 1 or 0
 
 
 ACTIVATIONS = {"sigmoid": (sigmoid, sigmoid_prime), "tanh": (tanh, tanh_prime), "relu": (relu, relu_prime)}
@@ -142,7 +142,8 @@ class MLP:
             grads[2 * l] = a_prev.T @ delta  # nabla_W
             grads[2 * l + 1] = delta.sum(axis=0)  # nabla_b
             if l > 0:  # the input layer needs no delta
-                delta = (delta @ self.params[2 * l].T) * self.f_prime(a_prev)
+                delta = delta @ self.params[2 * l].T
+                delta *= self.f_prime(a_prev)
         return grads
 
     def _loss_and_delta(self, out, Y):
