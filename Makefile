@@ -18,6 +18,15 @@ test: $(VENV)/.dev-deps lint
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check helpers tests notebooks bench tools
 
+bench: bench/.venv/.deps  # writes BENCHMARKS.md (about 15 minutes; not part of make test)
+	bench/.venv/bin/python bench/run.py
+
+bench/.venv/.deps: requirements.txt bench/requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "Python 3.10+ needed"; exit 1; }
+	test -x bench/.venv/bin/python || $(PYTHON) -m venv bench/.venv
+	bench/.venv/bin/python -m pip install -r requirements.txt -r bench/requirements.txt -e .
+	touch $@
+
 long: $(VENV)/.run-deps  # the longer recipe of README (about 10 minutes)
 	$(BIN)/python -m helpers train --recipe long --save models/long.npz
 

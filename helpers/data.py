@@ -169,18 +169,22 @@ def one_hot(y, k=10, dtype=np.float32):
     return out
 
 
-def random_shift(x, rng, max_shift=2):
+def random_shift(x, rng, max_shift=2, out=None):
     """Move each flattened 28x28 image by up to max_shift pixels in x and y (zero fill).
 
-    x: (n, 784) float32. Augmentation for the long recipe: a digit shifted by a pixel
-    or two is still the same digit, so the network learns to ignore position.
+    x: (n, 784) float32; out: an optional (n, 784) array to reuse. Augmentation for the
+    default and long recipes: a digit moved by a pixel or two is still the same digit,
+    so the network learns to ignore small changes of position.
     """
-    n, side = len(x), 28
-    pad = np.pad(x.reshape(n, side, side), ((0, 0), (max_shift,) * 2, (max_shift,) * 2))
-    dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
-    out = np.empty_like(x).reshape(n, side, side)
-    for oy in range(2 * max_shift + 1):  # group by offset: 25 slices, not n
-        for ox in range(2 * max_shift + 1):
-            idx = np.flatnonzero((dy == oy) & (dx == ox))
-            out[idx] = pad[idx, oy:oy + side, ox:ox + side]
-    return out.reshape(n, -1)
+    n, side, m = len(x), 28, max_shift
+    src = x.reshape(n, side, side)
+    out = np.zeros_like(x) if out is None else out
+    dst = out.reshape(n, side, side)
+    dst[:] = 0
+    dy, dx = rng.integers(-m, m + 1, size=(2, n))
+    for sy in range(-m, m + 1):  # one vectorised copy per (sy, sx) offset: 25 copies, not n
+        for sx in range(-m, m + 1):
+            idx = np.flatnonzero((dy == sy) & (dx == sx))
+            dst[idx, max(sy, 0):side + min(sy, 0), max(sx, 0):side + min(sx, 0)] = \
+                src[idx, max(-sy, 0):side + min(-sy, 0), max(-sx, 0):side + min(-sx, 0)]
+    return out

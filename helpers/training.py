@@ -128,10 +128,11 @@ def fit(model, x_train, y_train, x_test=None, y_test=None, *, epochs=10, batch_s
     steps_per_epoch = math.ceil(n / batch_size)
     total, step, seconds = epochs * steps_per_epoch, 0, 0.0
     history = {k: [] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")}
+    shifted = np.empty_like(x_train) if augment else None  # one buffer for every epoch's shifted images
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch")
     for epoch in bar:
         t0 = time.perf_counter()
-        X = random_shift(x_train, rng) if augment else x_train
+        X = random_shift(x_train, rng, out=shifted) if augment else x_train
         perm = rng.permutation(n)
         loss_sum, correct = 0.0, 0
         for i in range(0, n, batch_size):

@@ -155,3 +155,14 @@ def test_flatten_one_hot_and_shift():
     shifted = data.random_shift(img.reshape(1, -1), np.random.default_rng(0), max_shift=2).reshape(28, 28)
     (r, c), = np.argwhere(shifted)
     assert abs(r - 10) <= 2 and abs(c - 12) <= 2 and shifted.sum() == 1
+
+
+def test_random_shift_moves_every_image_by_its_own_offset():
+    x = np.random.default_rng(1).random((60, 784)).astype(np.float32)
+    out = data.random_shift(x, np.random.default_rng(5), out=np.full_like(x, 7.0))
+    dy, dx = np.random.default_rng(5).integers(-2, 3, size=(2, 60))  # the offsets it drew
+    assert len(set(zip(dy, dx))) > 10
+    for i in range(60):
+        moved = np.zeros((32, 32), np.float32)  # the image placed at (2 + dy, 2 + dx) on a zero canvas
+        moved[2 + dy[i]:30 + dy[i], 2 + dx[i]:30 + dx[i]] = x[i].reshape(28, 28)
+        np.testing.assert_array_equal(out[i].reshape(28, 28), moved[2:30, 2:30])
