@@ -163,9 +163,9 @@ def speed(X, y, X_test, y_test, repeats):
 
 def ablation_epoch(model, X, Y, perm, *, gather=True, inplace=True):
     """One epoch of plain SGD written out, with the old (False) or current (True) data path and update."""
+    t = time.perf_counter()
     if not gather:
         X, Y = X[perm], Y[perm]  # one shuffled copy of the whole set per epoch
-    t = time.perf_counter()
     for i in range(0, len(X), BATCH):
         idx = perm[i:i + BATCH] if gather else slice(i, i + BATCH)
         _, grads, _ = model._loss_and_grads(X[idx], Y[idx])
@@ -182,7 +182,7 @@ class LongWayMLP(nn.MLP):
     """The output delta through the softmax Jacobian and dL/dp, instead of the fused p - y."""
 
     def _loss_and_delta(self, out, Y):
-        return nn.cross_entropy(self.z_out, Y), nn.softmax_backward(out, nn.cross_entropy_grad(out, Y))
+        return nn.cross_entropy(self.log_p, Y), nn.softmax_backward(out, nn.cross_entropy_grad(out, Y))
 
 
 def ablations(X, y, repeats):
@@ -252,16 +252,16 @@ def inference_and_storage(model, dataset, repeats):
 
 
 PEAK_RSS = """
-import resource
 from helpers import data, pipeline
 pipeline.train_recipe("default", data.load_mnist(), progress=False)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
 """
 
 
 def peak_rss_mib():
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent (this process) through exec
     out = subprocess.run([sys.executable, "-c", PEAK_RSS], capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+    return int(out.stdout.split()[-1]) / 1024  # kB
 
 
 def scaling(X, y, repeats):

@@ -44,9 +44,13 @@ def relu_prime(a):
 ACTIVATIONS = {"sigmoid": (sigmoid, sigmoid_prime), "tanh": (tanh, tanh_prime), "relu": (relu, relu_prime)}
 
 
+def log_softmax(z):
+    z = z - z.max(axis=1, keepdims=True)  # shifting by the max changes nothing, and exp never overflows
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
 def softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))  # shifting by the max leaves softmax unchanged
-    return e / e.sum(axis=1, keepdims=True)
+    return np.exp(log_softmax(z))
 
 
 def softmax_backward(p, grad_p):
@@ -65,10 +69,8 @@ def mse_grad(a, Y):
     return (a - Y) / len(Y)
 
 
-def cross_entropy(z, Y):
-    """Cross-entropy of p = softmax(z) against Y, from the logits z so that log never sees 0."""
-    z = z - z.max(axis=1, keepdims=True)
-    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+def cross_entropy(log_p, Y):
+    """Cross-entropy against Y, from log p = log_softmax(z): log is never taken of a 0 that underflowed."""
     return -np.sum(Y * log_p) / len(Y)
 
 
@@ -129,8 +131,11 @@ class MLP:
             if l < self.depth - 1:
                 a = self.f(z)
             else:
-                self.z_out = z  # kept for a stable cross-entropy
-                a = softmax(z) if self.loss == "cross_entropy" else sigmoid(z)
+                if self.loss == "cross_entropy":
+                    self.log_p = log_softmax(z)  # kept for a stable cross-entropy
+                    a = np.exp(self.log_p)  # = softmax(z)
+                else:
+                    a = sigmoid(z)
             self.activations.append(a)
         return a
 
@@ -148,7 +153,7 @@ class MLP:
 
     def _loss_and_delta(self, out, Y):
         if self.loss == "cross_entropy":
-            return cross_entropy(self.z_out, Y), softmax_cross_entropy_grad(out, Y)
+            return cross_entropy(self.log_p, Y), softmax_cross_entropy_grad(out, Y)
         return mse(out, Y), mse_grad(out, Y) * sigmoid_prime(out)
 
     def _loss_and_grads(self, X, Y):
