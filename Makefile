@@ -9,11 +9,22 @@ EXECUTE := $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecuteP
 run: $(VENV)/.run-deps
 	$(EXECUTE) notebooks/Neural_net.ipynb
 	$(EXECUTE) notebooks/Database_view.ipynb
+	$(EXECUTE) notebooks/Draw.ipynb
 	$(BIN)/python tools/freeze_progress_bars.py notebooks/Neural_net.ipynb
 	$(BIN)/python -m helpers report
 
 test: $(VENV)/.dev-deps lint
 	$(BIN)/python -m pytest
+
+e2e: $(VENV)/.e2e-deps  # the browser test: JupyterLab + headless Chromium, a digit drawn with the mouse
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium"; \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium; }
+	$(BIN)/python -m pytest -m e2e tests/e2e
+
+$(VENV)/.e2e-deps: requirements-e2e.txt $(VENV)/.dev-deps
+	$(BIN)/python -m pip install -r requirements-e2e.txt
+	touch $@
 
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check helpers tests notebooks bench tools

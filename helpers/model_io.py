@@ -17,6 +17,9 @@ from .nn import MLP
 class ModelFileError(ValueError):
     """A model file is missing, damaged, or holds a network of another shape."""
 
+    def _render_traceback_(self):  # in a notebook, IPython shows this message instead of a traceback
+        return [f"{type(self).__name__}: {self}"]
+
 
 def save_model(model, path):
     """Write model to path (.npz), atomically: a crash never leaves a half-written file."""

@@ -38,11 +38,12 @@ def executed(tmp_path_factory):
         mp.setenv("NN_MODEL_PATH", str(tmp / "model.npz"))
         nb = execute("Neural_net.ipynb", cwd=NOTEBOOKS)
         viewer = execute("Database_view.ipynb", cwd=paths.ROOT)  # and this one from the repository root
-    return nb, viewer, tmp
+        drawing = execute("Draw.ipynb", cwd=NOTEBOOKS)  # uses the model Neural_net.ipynb saved
+    return nb, viewer, drawing, tmp
 
 
 def test_neural_net_runs_clean_and_writes_two_runs(executed):
-    nb, _, tmp = executed
+    nb, _, _, tmp = executed
     assert_clean(nb)
     conn = sqlite3.connect(tmp / "database.db")
     runs = conn.execute("SELECT r.name, r.test_accuracy, COUNT(p.idx) FROM runs r JOIN predictions p "
@@ -56,9 +57,30 @@ def test_neural_net_runs_clean_and_writes_two_runs(executed):
 
 
 def test_database_view_runs_clean(executed):
-    _, viewer, _ = executed
+    _, viewer, _, _ = executed
     assert_clean(viewer)
     assert sum(1 for out in outputs(viewer) if "image/png" in out.get("data", {})) >= 5
+
+
+def test_draw_runs_clean_and_shows_an_example_without_a_kernel(executed):
+    _, _, drawing, _ = executed
+    assert_clean(drawing)
+    printed = "".join(out.get("text", "") for out in outputs(drawing))
+    assert "accuracy on the 1,000 originals:" in printed
+    example = [out for out in outputs(drawing) if "image/png" in out.get("data", {})]
+    assert len(example) == 1  # the saved notebook shows what the canvas shows
+    widget = outputs(drawing)[-1]
+    assert "application/vnd.jupyter.widget-view+json" in widget["data"]
+
+
+def test_draw_without_a_model_says_what_to_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("NN_MODEL_PATH", str(tmp_path / "model.npz"))
+    nb = nbformat.read(NOTEBOOKS / "Draw.ipynb", as_version=4)
+    with pytest.raises(CellExecutionError):
+        NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    errors = [out for out in outputs(nb) if out.output_type == "error"]
+    assert len(errors) == 1 and errors[0].traceback[0].startswith(
+        f"ModelFileError: {tmp_path / 'model.npz'}: no saved model here. Train one first")
 
 
 def test_database_view_without_a_database_says_what_to_run(tmp_path, monkeypatch):

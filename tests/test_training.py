@@ -6,11 +6,6 @@ from helpers import data, model_io, nn, pipeline, training
 
 
 @pytest.fixture(scope="module")
-def mnist():
-    return data.load_mnist()
-
-
-@pytest.fixture(scope="module")
 def small(mnist):
     (x_train, y_train), (x_test, y_test) = mnist
     return data.flatten(x_train[:2000]), y_train[:2000].astype(int), data.flatten(x_test[:500]), y_test[:500]

@@ -1,0 +1,91 @@
+"""Turn any picture of a digit into an MNIST-like 28x28 input, the way the dataset itself was made.
+
+MNIST's recipe (LeCun et al.): light ink on a dark background, the digit scaled to fit a 20x20
+box keeping its aspect ratio (anti-aliased, so edges become grey levels), then placed in a
+28x28 image so that its centre of mass sits at the centre. `to_mnist` applies the same steps
+to a PNG/JPEG path or an array (grayscale, RGB or RGBA, light-on-dark or dark-on-light), using
+Pillow for reading and resizing.
+"""
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+INK_FRACTION = 0.1  # a pixel is ink when it is brighter than 10% of the brightest pixel
+
+
+class ImageError(ValueError):
+    """The picture cannot be read, or holds no digit."""
+
+
+def _grayscale(image, name):
+    """Any input -> (h, w) float array, 0 = black, 255 = white; transparent pixels count as white."""
+    if isinstance(image, (str, Path)):
+        try:
+            with Image.open(image) as im:
+                im = im.convert("RGBA") if "A" in im.getbands() or "transparency" in im.info else im.convert("L")
+                image = np.asarray(im)
+        except FileNotFoundError:
+            raise ImageError(f"{name}: file not found") from None
+        except (UnidentifiedImageError, OSError) as e:
+            raise ImageError(f"{name}: not an image Pillow can read ({e})") from None
+    a = np.asarray(image, dtype=np.float64)
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))) or a.size == 0:
+        raise ImageError(f"{name}: expected a grayscale (h, w) or colour (h, w, 3 or 4) image, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ImageError(f"{name}: contains NaN or infinite values")
+    white = 255.0 if a.max() > 1 else 1.0  # uint8-like or float in [0, 1]
+    if a.ndim == 3:
+        gray = a[..., :3].mean(axis=2)
+        if a.shape[2] == 4:  # composite over white: a canvas drawing is ink on a transparent page
+            alpha = a[..., 3] / white
+            gray = gray * alpha + white * (1 - alpha)
+        a = gray
+    return a * (255.0 / white)
+
+
+def to_mnist(image, name="image"):
+    """A path or array -> (28, 28) uint8, light digit on black, centred like MNIST.
+
+    Raises ImageError for an unreadable file or a blank (or almost blank) picture.
+    """
+    name = str(image) if isinstance(image, (str, Path)) else name
+    a = _grayscale(image, name)
+    background = np.median(np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]))  # the page, seen at the edges
+    if background > 127:  # dark ink on a light page: invert to MNIST's light-on-dark
+        a, background = 255.0 - a, 255.0 - background
+    a = np.clip(a - background, 0, 255)  # the page becomes exactly 0
+    if a.max() < 32 or (a > INK_FRACTION * a.max()).sum() < 0.001 * a.size + 2:
+        raise ImageError(f"{name}: the picture is blank or almost blank; draw or photograph a digit")
+    rows, cols = np.nonzero(a > INK_FRACTION * a.max())
+    a = a[rows.min():rows.max() + 1, cols.min():cols.max() + 1]  # crop to the ink's bounding box
+    h, w = a.shape
+    scale = 20.0 / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # Pillow's (width, height)
+    small = np.asarray(Image.fromarray((a * (255.0 / a.max())).astype(np.float32), mode="F")
+                       .resize(size, Image.Resampling.LANCZOS))
+    small = np.clip(small, 0, 255)
+    return _centre_of_mass_in_28(small)
+
+
+def _centre_of_mass_in_28(patch):
+    """Place a patch of at most 20x20 in 28x28 so that its centre of mass is at the centre."""
+    ys, xs = np.indices(patch.shape)
+    total = patch.sum()
+    cy, cx = (ys * patch).sum() / total, (xs * patch).sum() / total
+    top = int(np.clip(round(13.5 - cy), 0, 28 - patch.shape[0]))  # 13.5: the centre of pixels 0..27
+    left = int(np.clip(round(13.5 - cx), 0, 28 - patch.shape[1]))
+    out = np.zeros((28, 28), np.float64)
+    out[top:top + patch.shape[0], left:left + patch.shape[1]] = patch
+    return np.round(out).astype(np.uint8)
+
+
+def enlarge(digit, rng, factor=4):
+    """An MNIST digit as a reader might photograph it: `factor` times larger, dark ink on a light
+    page, with random margins on each side. digit: (28, 28) uint8 -> (h, w) uint8."""
+    side = 28 * factor
+    big = np.asarray(Image.fromarray(255 - np.asarray(digit, np.uint8)).resize((side, side), Image.Resampling.BICUBIC))
+    top, bottom, left, right = rng.integers(0, side // 2, size=4)
+    page = np.full((top + side + bottom, left + side + right), 255, np.uint8)
+    page[top:top + side, left:left + side] = big
+    return page
