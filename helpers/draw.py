@@ -24,14 +24,14 @@ def read(model, picture):
     return x28, proba, hidden
 
 
-def show(model, picture, title=None):
+def show(model, picture, title=None, with_picture=True):
     """Display what the network makes of a picture; a clear message if it is blank."""
     try:
         x28, proba, hidden = read(model, picture)
     except images.ImageError as e:
         print(e)
         return None
-    fig = plots.prediction(np.asarray(picture), x28, proba, hidden, title=title)
+    fig = plots.prediction(np.asarray(picture) if with_picture else None, x28, proba, hidden, title=title)
     display(fig)
     plt.close(fig)
     return int(np.argmax(proba))
@@ -63,7 +63,7 @@ def pad(model):
             return
         with output:
             output.clear_output(wait=True)
-            digit = show(model, canvas.get_image_data())
+            digit = show(model, canvas.get_image_data(), with_picture=False)  # the canvas is beside it
         status.value = "Draw a digit in the box with the mouse." if digit is None else f"<b>Prediction: {digit}</b>"
 
     def down(x, y):
@@ -88,4 +88,5 @@ def pad(model):
     canvas.on_mouse_up(up)
     canvas.observe(update, "image_data")  # the drawing reaches the kernel a moment after the stroke
     clear.on_click(wipe)
-    return widgets.HBox([widgets.VBox([canvas, clear]), widgets.VBox([status, output])])
+    pad_column = widgets.VBox([canvas, clear], layout=widgets.Layout(min_width=f"{SIDE + 10}px"))
+    return widgets.HBox([pad_column, widgets.VBox([status, output])])

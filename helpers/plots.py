@@ -108,23 +108,23 @@ def per_digit_accuracy(table, title="Test accuracy per digit"):
 
 
 def prediction(drawing, x28, proba, hidden=None, title=None):
-    """What the network sees and believes: the picture, its 28x28 input, the ten probabilities
-    and (optionally) the hidden layer's activations as a square image."""
-    panels = 3 + (hidden is not None)
-    fig, axes = plt.subplots(1, panels, figsize=(3.1 * panels + 1.5, 3.0),
-                             gridspec_kw={"width_ratios": [1, 1, 2.2] + [1] * (hidden is not None)})
-    axes[0].imshow(drawing, cmap="gray" if np.ndim(drawing) == 2 else None)
-    axes[0].set_title("your picture")
-    axes[1].imshow(x28, cmap="gray")
-    axes[1].set_title("what the network gets (28x28)")
-    for ax in axes[:2]:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    probabilities(proba, ax=axes[2], title=f"prediction: {int(np.argmax(proba))} ({np.max(proba):.0%})")
+    """What the network sees and believes: the picture (if drawing is not None), its 28x28 input,
+    the ten probabilities and (optionally) the hidden layer's activations as a square image."""
+    kinds = ["picture"] * (drawing is not None) + ["input", "proba"] + ["hidden"] * (hidden is not None)
+    widths = {"picture": 1, "input": 1, "proba": 2.2, "hidden": 1}
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.1 * len(kinds) + 1.5, 3.0),
+                             gridspec_kw={"width_ratios": [widths[k] for k in kinds]})
+    ax = dict(zip(kinds, axes))
+    if drawing is not None:
+        ax["picture"].imshow(drawing, cmap="gray" if np.ndim(drawing) == 2 else None)
+        ax["picture"].set(xticks=[], yticks=[], title="your picture")
+    ax["input"].imshow(x28, cmap="gray")
+    ax["input"].set(xticks=[], yticks=[], title="what the network gets (28x28)")
+    probabilities(proba, ax=ax["proba"], title=f"prediction: {int(np.argmax(proba))} ({np.max(proba):.0%})")
     if hidden is not None:
         side = int(np.ceil(np.sqrt(hidden.size)))
-        axes[3].imshow(np.pad(hidden, (0, side * side - hidden.size)).reshape(side, side), cmap="magma")
-        axes[3].set(xticks=[], yticks=[], title=f"{hidden.size} hidden units")
+        ax["hidden"].imshow(np.pad(hidden, (0, side * side - hidden.size)).reshape(side, side), cmap="magma")
+        ax["hidden"].set(xticks=[], yticks=[], title=f"{hidden.size} hidden units")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

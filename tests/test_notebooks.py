@@ -73,24 +73,25 @@ def test_draw_runs_clean_and_shows_an_example_without_a_kernel(executed):
     assert "application/vnd.jupyter.widget-view+json" in widget["data"]
 
 
-def test_draw_without_a_model_says_what_to_run(tmp_path, monkeypatch):
-    monkeypatch.setenv("NN_MODEL_PATH", str(tmp_path / "model.npz"))
-    nb = nbformat.read(NOTEBOOKS / "Draw.ipynb", as_version=4)
+def shown_error(name):
+    """Run a notebook that must stop at its first cell; return what the reader sees there."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     with pytest.raises(CellExecutionError):
         NotebookClient(nb, timeout=300, kernel_name="python3").execute()
     errors = [out for out in outputs(nb) if out.output_type == "error"]
-    assert len(errors) == 1 and errors[0].traceback[0].startswith(
-        f"ModelFileError: {tmp_path / 'model.npz'}: no saved model here. Train one first")
+    assert len(errors) == 1  # execution stopped at the first cell that needs the missing file
+    return "\n".join(errors[0].traceback)  # a message instead of a traceback
+
+
+def test_draw_without_a_model_says_what_to_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("NN_MODEL_PATH", str(tmp_path / "model.npz"))
+    assert shown_error("Draw.ipynb") == (
+        f"ModelFileError: {tmp_path / 'model.npz'}: no saved model here. "
+        "Train one first: run notebooks/Neural_net.ipynb or `python -m helpers train`.")
 
 
 def test_database_view_without_a_database_says_what_to_run(tmp_path, monkeypatch):
     monkeypatch.setenv("NN_DB_PATH", str(tmp_path / "database.db"))
-    nb = nbformat.read(NOTEBOOKS / "Database_view.ipynb", as_version=4)
-    with pytest.raises(CellExecutionError):
-        NotebookClient(nb, timeout=300, kernel_name="python3").execute()
-    errors = [out for out in outputs(nb) if out.output_type == "error"]
-    assert len(errors) == 1  # execution stopped at the first cell that needs the database
-    shown = "\n".join(errors[0].traceback)  # what the reader sees instead of a traceback
-    assert shown == (f"DatabaseFileError: {tmp_path / 'database.db'}: no database yet. "
-                     "Run notebooks/Neural_net.ipynb (or `make run`) first.")
+    assert shown_error("Database_view.ipynb") == (f"DatabaseFileError: {tmp_path / 'database.db'}: no database yet. "
+                                                  "Run notebooks/Neural_net.ipynb (or `make run`) first.")
     assert not (tmp_path / "database.db").exists()
