@@ -29,7 +29,7 @@ $(VENV)/.e2e-deps: requirements-e2e.txt $(VENV)/.dev-deps
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check helpers tests notebooks bench tools
 
-bench: bench/.venv/.deps  # writes BENCHMARKS.md (about 15 minutes; not part of make test)
+bench: bench/.venv/.deps  # writes BENCHMARKS.md (about 8 minutes; not part of make test)
 	bench/.venv/bin/python bench/run.py
 
 bench/.venv/.deps: requirements.txt bench/requirements.txt pyproject.toml
@@ -38,7 +38,7 @@ bench/.venv/.deps: requirements.txt bench/requirements.txt pyproject.toml
 	bench/.venv/bin/python -m pip install -r requirements.txt -r bench/requirements.txt -e .
 	touch $@
 
-long: $(VENV)/.run-deps  # the longer recipe of README (about 10 minutes)
+long: $(VENV)/.run-deps  # the longer recipe of README (about 4 minutes)
 	$(BIN)/python -m helpers train --recipe long --save models/long.npz
 
 $(BIN)/python:

@@ -1,6 +1,6 @@
 """Benchmarks: helpers side by side with PyTorch, scikit-learn and a NumPy peer; writes BENCHMARKS.md.
 
-Run with `make bench` (installs bench/requirements.txt into bench/.venv; about 15 minutes, of
+Run with `make bench` (installs bench/requirements.txt into bench/.venv; about 8 minutes, of
 which the long recipe takes most). Every comparison runs in this one process, interleaved
 repeat by repeat, and is reported as the median over repeats with min and max, and as a ratio.
 
@@ -302,7 +302,7 @@ def verdict(ok):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="repeats of every timing (default 5)")
-    parser.add_argument("--skip-long", action="store_true", help="skip the long recipe (about 10 minutes)")
+    parser.add_argument("--skip-long", action="store_true", help="skip the long recipe (about 4 minutes)")
     parser.add_argument("--out", type=Path, default=paths.ROOT / "BENCHMARKS.md", help="report to write")
     args = parser.parse_args()
     import sklearn
