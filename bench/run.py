@@ -325,14 +325,18 @@ def plot_scaling(widths, batches, result, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, kind, xs in ((axes[0], "width", widths), (axes[1], "batch", batches)):
         for name, ys in result[kind].items():
             ax.plot(xs, ys, "o-", label=name)
-        ax.set(xscale="log", yscale="log", ylabel="seconds per epoch (median)", xticks=xs, xticklabels=xs,
+        ax.set(xscale="log", ylabel="seconds per epoch (median)",
                xlabel="hidden units (batch 128)" if kind == "width" else "batch size (256 hidden units)",
                title="Epoch time as the hidden layer widens" if kind == "width" else "Epoch time against batch size")
+        ax.set_xticks(xs, labels=[str(x) for x in xs])
+        ax.xaxis.set_minor_formatter(NullFormatter())  # no "2x10^2" labels between the ticks
+        ax.set_ylim(bottom=0)
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
