@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The browser the e2e test drives; installed from Debian's packages if missing.
+CHROMIUM ?= chromium
 EXECUTE := $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200
 
 .PHONY: run test lint e2e bench long clean
@@ -17,7 +19,7 @@ test: $(VENV)/.dev-deps lint
 	$(BIN)/python -m pytest
 
 e2e: $(VENV)/.e2e-deps  # the browser test: JupyterLab + headless Chromium, a digit drawn with the mouse
-	@command -v chromium >/dev/null || { echo "installing Debian's chromium"; \
+	@command -v $(CHROMIUM) >/dev/null || { echo "installing Debian's chromium"; \
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium; }
 	$(BIN)/python -m pytest -m e2e tests/e2e
