@@ -137,8 +137,8 @@ def fit(model, x_train, y_train, x_test=None, y_test=None, *, epochs=10, batch_s
         perm = rng.permutation(n)
         loss_sum = 0.0
         for i in range(0, n, batch_size):
-            # Gathering each batch by index is faster here than one shuffled copy of the
-            # whole set per epoch (0.025 s against 0.045 s+, see BENCHMARKS.md).
+            # Each batch is gathered by index: the same speed as one shuffled copy of the whole
+            # set per epoch, within the noise (BENCHMARKS.md), without a 188 MB copy per epoch.
             idx = perm[i:i + batch_size]
             loss, grads, out = model._loss_and_grads(X[idx], Y_train[idx])
             if not math.isfinite(loss):
