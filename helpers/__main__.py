@@ -47,7 +47,7 @@ def predict(args):
 
     model = model_io.load_model(args.model)
     for path in args.paths:
-        proba = model.predict_proba(images.to_mnist(path).reshape(1, -1) / 255.0)[0]
+        _, proba, _ = images.read(model, path)
         top = proba.argsort()[::-1][:3]
         print(f"{path}: {top[0]}  (" + ", ".join(f"{d}: {proba[d]:.3f}" for d in top) + ")")
 

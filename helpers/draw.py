@@ -16,18 +16,10 @@ from . import images, plots
 SIDE, PEN = 280, 20  # canvas pixels and pen width: 10x MNIST, strokes about as thick as its ink
 
 
-def read(model, picture):
-    """(x28, probabilities, hidden activations) of a picture: any array or path to_mnist accepts."""
-    x28 = images.to_mnist(picture)
-    proba = model.predict_proba(x28.reshape(1, -1) / np.float32(255))[0]
-    hidden = model.activations[1][0] if model.depth > 1 else None  # kept by the forward pass
-    return x28, proba, hidden
-
-
 def show(model, picture, title=None, with_picture=True):
     """Display what the network makes of a picture; a clear message if it is blank."""
     try:
-        x28, proba, hidden = read(model, picture)
+        x28, proba, hidden = images.read(model, picture)
     except images.ImageError as e:
         print(e)
         return None

@@ -68,6 +68,15 @@ def to_mnist(image, name="image"):
     return _centre_of_mass_in_28(small)
 
 
+def read(model, picture):
+    """What a trained MLP makes of a picture (any path or array to_mnist accepts):
+    (x28 (28, 28) uint8, probabilities (10,), hidden activations of the first layer or None)."""
+    x28 = to_mnist(picture)
+    proba = model.predict_proba(x28.reshape(1, -1) / np.float32(255))[0]
+    hidden = model.activations[1][0] if model.depth > 1 else None  # kept by the forward pass
+    return x28, proba, hidden
+
+
 def _centre_of_mass_in_28(patch):
     """Place a patch of at most 20x20 in 28x28 so that its centre of mass is at the centre."""
     ys, xs = np.indices(patch.shape)

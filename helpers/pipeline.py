@@ -1,7 +1,7 @@
-"""The named training recipes, and one function that trains a recipe and records it.
+"""The named training recipes: `train_recipe` trains one, `save_run` records it in SQLite.
 
 The notebook, the command line (`python -m helpers train`) and the benchmark all call
-`train_recipe`, so they share one code path. A recipe is a plain dict: the MLP's
+these, so they share one code path. A recipe is a plain dict: the MLP's
 `sizes`, `activation` and `loss`, `n_train` (how many training images to use; None
 for all 60,000) and the keyword arguments of `training.fit`.
 """

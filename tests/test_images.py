@@ -76,7 +76,7 @@ def test_enlarged_test_digits_are_read_almost_as_well_as_the_originals(mnist, de
 
 
 def test_the_example_drawing_is_read_as_a_seven(default_model):
-    x28, proba, hidden = draw.read(default_model, draw.example_drawing())
+    x28, proba, hidden = images.read(default_model, draw.example_drawing())
     assert x28.shape == (28, 28) and proba.shape == (10,) and hidden.shape == (256,)
     assert int(np.argmax(proba)) == 7
 
