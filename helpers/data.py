@@ -153,6 +153,23 @@ def build_npz(src=None, dest=None):
     return dest
 
 
+N_VALID = 10_000  # the last 10,000 training images: the validation set, as in Nielsen's book
+
+
+def split_validation(x_train, y_train, n_valid=N_VALID):
+    """Hold out the last n_valid training images for validation.
+
+    Returns (x_train, y_train), (x_valid, y_valid): for MNIST (50000, 28, 28) / (50000,)
+    and (10000, 28, 28) / (10000,). Every choice (recipe, learning rate, epochs) is made
+    on the validation set; the test set is looked at once, for the final model.
+    """
+    if not 0 < n_valid < len(x_train) or len(x_train) != len(y_train):
+        raise ValueError(f"n_valid must lie in (0, {len(x_train)}) with as many labels as images; "
+                         f"got n_valid={n_valid}, {len(x_train)} images and {len(y_train)} labels")
+    cut = len(x_train) - n_valid
+    return (x_train[:cut], y_train[:cut]), (x_train[cut:], y_train[cut:])
+
+
 def flatten(x):
     """Images (n, 28, 28) uint8 -> (n, 784) float32 in [0, 1]."""
     x = np.asarray(x)
