@@ -83,6 +83,17 @@ def evaluate(model, X, y, batch_size=10_000):
     return loss / len(X), correct / len(X)
 
 
+def check_lr(lr, name="lr"):
+    """The learning rate as a float, or ValueError: it must be a finite number above 0."""
+    try:
+        value = float(lr)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {lr!r}")
+    return value
+
+
 class TrainingDiverged(ArithmeticError):
     """The loss became NaN or infinite."""
 
