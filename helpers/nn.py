@@ -10,6 +10,7 @@ Names follow the math of the notebook:
     z = a_prev @ W + b        a = f(z)           (forward, layer by layer)
     delta = dL/dz             nabla_W = a_prev.T @ delta,  nabla_b = sum(delta)
     delta_prev = (delta @ W.T) * f'(z_prev)       (backward, layer by layer)
+Layers are numbered l = 1..L in both the code and the formulas (L = the number of layers).
 """
 import numpy as np
 
@@ -121,15 +122,20 @@ class MLP:
         return len(self.sizes) - 1
 
     def forward(self, X):
-        """Output of the last layer, keeping every layer's activation for backward. X: (n, d)."""
+        """Output of the last layer, keeping every layer's activation for backward. X: (n, d).
+
+        Layers are numbered l = 1..L as in the notebook's formulas: activations[l] is A^l,
+        activations[0] is A^0 = X, and W^l, b^l sit at params[2l - 2], params[2l - 1].
+        """
+        L = self.depth
         a = X
         self.activations = [a]
-        for l in range(self.depth):
-            W, b = self.params[2 * l], self.params[2 * l + 1]
-            z = a @ W
+        for l in range(1, L + 1):
+            W, b = self.params[2 * l - 2], self.params[2 * l - 1]
+            z = a @ W  # Z^l = A^{l-1} W^l + b^l, the bias added in place to save a temporary
             z += b
-            if l < self.depth - 1:
-                a = self.f(z)
+            if l < L:
+                a = self.f(z)  # A^l = f(Z^l)
             else:
                 if self.loss == "cross_entropy":
                     self.log_p = log_softmax(z)  # kept for a stable cross-entropy
@@ -142,13 +148,13 @@ class MLP:
     def backward(self, delta):
         """Gradients of every param, given delta = dL/dz of the output layer, (n, k)."""
         grads = [None] * len(self.params)
-        for l in reversed(range(self.depth)):
-            a_prev = self.activations[l]
-            grads[2 * l] = a_prev.T @ delta  # nabla_W
-            grads[2 * l + 1] = delta.sum(axis=0)  # nabla_b
-            if l > 0:  # the input layer needs no delta
-                delta = delta @ self.params[2 * l].T
-                delta *= self.f_prime(a_prev)
+        for l in range(self.depth, 0, -1):  # delta holds delta^l = dL/dZ^l
+            a_prev = self.activations[l - 1]  # A^{l-1}
+            grads[2 * l - 2] = a_prev.T @ delta  # nabla_W^l = (A^{l-1})^T delta^l
+            grads[2 * l - 1] = delta.sum(axis=0)  # nabla_b^l = sum of delta^l over the batch
+            if l > 1:  # delta^0 would be the gradient of the pixels: not needed
+                delta = delta @ self.params[2 * l - 2].T  # delta^{l-1} = (delta^l (W^l)^T) * f'(Z^{l-1}),
+                delta *= self.f_prime(a_prev)  # f' written with A^{l-1} = f(Z^{l-1}), already computed
         return grads
 
     def _loss_and_delta(self, out, Y):
