@@ -1,66 +1,34 @@
 """Store training runs and their predictions in SQLite (`database.db`), and read them back.
 
-Tables: `runs` (one row per trained model: configuration as JSON, final metrics,
-timings, library versions), `history` (one row per epoch), `predictions` (one row
-per image: the raw 784 pixels as a BLOB in `input`, `label`, `predicted`,
-`confidence`, and the ten probabilities p0..p9). Views: `digit_accuracy`,
-`confusion`, `mistakes`. `save_run` writes a run and all its rows in one transaction:
-they appear together or not at all. Every failure raises `DatabaseFileError` naming
-the file.
+Tables: `runs` (one row per trained model: configuration as JSON, how many images trained it,
+its accuracy and loss on the training, validation and test sets (NULL where not measured),
+`reported_split` (where its headline accuracy comes from: 'test' once the test set was measured,
+else 'valid'), timings, library versions), `history` (one row per epoch), `predictions` (one row
+per image of the 'train', 'valid' or 'test' split: the raw 784 pixels as a BLOB in `input`,
+`label`, `predicted`, `confidence`, and the ten probabilities p0..p9). Views: `digit_accuracy`,
+`confusion`, `mistakes`. `save_run` writes a run and all its rows in one transaction: they
+appear together or not at all. Every failure raises `DatabaseFileError` naming the file.
+
+Schema version 2 (the validation protocol: train on 50,000 images, choose on the last 10,000,
+measure the test set once per final model). New runs fill history's valid_* columns; its
+test_* columns hold only the figures of runs migrated from version 1, which were measured on
+the test set after every epoch under the old protocol. A version-1 file is migrated when it
+is opened for writing, in one transaction that keeps every run (the SQL is in schema.py).
 """
 import json
+import math
 import os
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 1
-APPLICATION_ID = 0x4D4E4953  # "MNIS": marks a database as this project's
-PROBS = [f"p{d}" for d in range(10)]
-SCHEMA = f"""
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    finished_at TEXT NOT NULL,
-    config TEXT NOT NULL,
-    dataset TEXT NOT NULL,
-    train_accuracy REAL, test_accuracy REAL, train_loss REAL, test_loss REAL,
-    train_seconds REAL,
-    versions TEXT NOT NULL
-);
-CREATE TABLE history (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    epoch INTEGER NOT NULL,
-    train_loss REAL, train_accuracy REAL, test_loss REAL, test_accuracy REAL, seconds REAL,
-    PRIMARY KEY (run_id, epoch)
-);
-CREATE TABLE predictions (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    split TEXT NOT NULL CHECK (split IN ('train', 'test')),
-    idx INTEGER NOT NULL,
-    input BLOB NOT NULL CHECK (length(input) = 784),
-    label INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
-    predicted INTEGER NOT NULL CHECK (predicted BETWEEN 0 AND 9),
-    confidence REAL NOT NULL,
-    {", ".join(p + " REAL NOT NULL" for p in PROBS)},
-    PRIMARY KEY (run_id, split, idx)
-);
-CREATE INDEX predictions_by_digit ON predictions (run_id, split, label, predicted);
-CREATE INDEX predictions_by_confidence ON predictions (run_id, split, confidence);
-CREATE VIEW digit_accuracy AS
-    SELECT run_id, split, label, COUNT(*) AS n, SUM(predicted = label) AS correct,
-           AVG(predicted = label) AS accuracy
-    FROM predictions GROUP BY run_id, split, label;
-CREATE VIEW confusion AS
-    SELECT run_id, split, label, predicted, COUNT(*) AS n
-    FROM predictions GROUP BY run_id, split, label, predicted;
-CREATE VIEW mistakes AS
-    SELECT * FROM predictions WHERE predicted != label;
-PRAGMA application_id = {APPLICATION_ID};
-PRAGMA user_version = {SCHEMA_VERSION};
-"""
+from . import schema
+from .schema import APPLICATION_ID, SCHEMA_VERSION
+
+SPLITS = ("train", "valid", "test")
+METRICS = ("train_accuracy", "train_loss", "valid_accuracy", "valid_loss", "test_accuracy", "test_loss")
+HOW_TO_RUN = "Run notebooks/Neural_net.ipynb, `make run` or `python -m helpers train` first."
 
 
 class DatabaseFileError(RuntimeError):
@@ -70,53 +38,119 @@ class DatabaseFileError(RuntimeError):
         return [f"{type(self).__name__}: {self}"]
 
 
+def _open_readonly(path, timeout):
+    # A WAL database needs its -shm file; in a folder we cannot write, SQLite cannot create it
+    # ("attempt to write a readonly database"). With no -wal file there is nothing uncommitted
+    # to read, so the file can be opened as immutable, which needs no -shm at all.
+    uri = path.resolve().as_uri() + "?mode=ro"
+    wal = path.with_name(path.name + "-wal")
+    if not os.access(path.parent, os.W_OK) and not wal.exists():
+        uri += "&immutable=1"
+    return sqlite3.connect(uri, uri=True, timeout=timeout)
+
+
 def connect(path, readonly=False, timeout=5.0):
-    """Open (and if new, create) the project's database. timeout: seconds to wait for a lock."""
+    """Open (and if new, create; if version 1, migrate) the project's database.
+
+    readonly: for viewers; never changes the file. timeout: seconds to wait for a lock.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise DatabaseFileError(f"{path}: is a folder, not a database file; pass a file name such as "
+                                f"{path / 'database.db'}")
     if not path.parent.is_dir():
         raise DatabaseFileError(f"{path}: the folder {path.parent} does not exist")
+    if readonly and not path.is_file():
+        raise DatabaseFileError(f"{path}: no database yet. Run notebooks/Neural_net.ipynb (or `make run`) first.")
     if not readonly and path.exists() and not os.access(path, os.W_OK):
         raise DatabaseFileError(f"{path}: the file is read-only; nothing was changed. Pass another path.")
     if not readonly and not os.access(path.parent, os.W_OK):
         raise DatabaseFileError(f"{path}: the folder {path.parent} is not writable")
-    if readonly and not path.is_file():
-        raise DatabaseFileError(f"{path}: no database yet. Run notebooks/Neural_net.ipynb (or `make run`) first.")
     try:
         if readonly:
-            conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=timeout)
+            conn = _open_readonly(path, timeout)
+            state = _state(conn)
         else:
             conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+            # Emptiness is decided under the write lock: two processes creating the file at once
+            # both succeed, the second one finding the tables made by the first.
+            conn.execute("BEGIN IMMEDIATE")
+            state = _state(conn)
     except sqlite3.Error as e:
+        if "locked" in str(e):
+            raise DatabaseFileError(f"{path}: could not write the run ({e} for {timeout} s: another process is "
+                                    f"writing); existing runs are unchanged") from None
         raise DatabaseFileError(f"{path}: cannot be opened as a SQLite database ({e})") from None
-    if (app_id, version, tables) == (0, 0, 0) and not readonly:
-        _create(conn, path)
-    elif app_id != APPLICATION_ID:
+    try:
+        _check_or_set_up(conn, path, state, readonly)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         conn.close()
-        raise DatabaseFileError(f"{path}: a SQLite database, but not one written by this project; "
-                                f"nothing was changed. Pass another path.")
-    elif version != SCHEMA_VERSION:
-        conn.close()
-        raise DatabaseFileError(f"{path}: schema version {version}, this code reads version "
-                                f"{SCHEMA_VERSION}; nothing was changed.")
+        raise
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
 
-def _create(conn, path):
-    try:
+def _state(conn):
+    return tuple(conn.execute(sql).fetchone()[0] for sql in (
+        "PRAGMA application_id", "PRAGMA user_version", "SELECT COUNT(*) FROM sqlite_master"))
+
+
+def _check_or_set_up(conn, path, state, readonly):
+    app_id, version, tables = state
+    if (app_id, version, tables) == (0, 0, 0) and not readonly:
+        _run(conn, path, schema.SCHEMA, "cannot create the tables")
         conn.execute("PRAGMA journal_mode = WAL")  # readers (the viewer) never block the writer
-        conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
+        return
+    if app_id != APPLICATION_ID:
+        raise DatabaseFileError(f"{path}: a SQLite database, but not one written by this project; "
+                                f"nothing was changed. Pass another path.")
+    if version == 1 and readonly:
+        raise DatabaseFileError(f"{path}: schema version 1, this code reads version {SCHEMA_VERSION}. Open it "
+                                f"once for writing to migrate it, every run kept: `python -m helpers migrate`")
+    if version == 1:
+        _run(conn, path, schema.MIGRATE_1_TO_2, "could not migrate from schema version 1 (the file is unchanged)")
+        return
+    if version != SCHEMA_VERSION:
+        raise DatabaseFileError(f"{path}: schema version {version}, this code reads version "
+                                f"{SCHEMA_VERSION}; nothing was changed.")
+    if conn.in_transaction:
+        conn.execute("COMMIT")
+
+
+def _run(conn, path, script, what):
+    """Run a DDL script inside the transaction connect opened, then commit; roll back on failure."""
+    try:
+        for statement in script.split(";\n"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("COMMIT")
     except sqlite3.Error as e:
-        conn.close()
-        raise DatabaseFileError(f"{path}: cannot create the tables ({e})") from None
+        raise DatabaseFileError(f"{path}: {what} ({e})") from None
+
+
+def check_writable(path):
+    """Raise DatabaseFileError unless save_run could write a run to path; called before training.
+    Creates nothing: an existing file is opened (a version-1 file migrated), a new one only checked."""
+    path = Path(path)
+    if path.exists() or path.is_dir():
+        connect(path).close()
+    elif not path.parent.is_dir():
+        raise DatabaseFileError(f"{path}: the folder {path.parent} does not exist")
+    elif not os.access(path.parent, os.W_OK):
+        raise DatabaseFileError(f"{path}: the folder {path.parent} is not writable")
+
+
+def require_runs(conn, path):
+    """Raise DatabaseFileError if the database holds no run yet, saying what to run."""
+    if conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0:
+        raise DatabaseFileError(f"{path}: no runs yet. {HOW_TO_RUN}")
 
 
 def _check_predictions(split, images, labels, proba):
-    if split not in ("train", "test"):
-        raise ValueError(f"predictions split must be 'train' or 'test', got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"predictions split must be 'train', 'valid' or 'test', got {split!r}")
     images, labels, proba = np.asarray(images), np.asarray(labels), np.asarray(proba)
     n = len(labels)
     if images.dtype != np.uint8 or images.reshape(len(images), -1).shape != (n, 784):
@@ -130,30 +164,44 @@ def _check_predictions(split, images, labels, proba):
     return images.reshape(n, 784), labels, proba.astype(np.float64)
 
 
+def _number(value):
+    """A figure as SQLite stores it: float, or None (NULL) for missing, None or NaN."""
+    if value is None:
+        return None
+    value = float(value)  # float(): NumPy scalars would otherwise be stored as raw bytes
+    return None if math.isnan(value) else value
+
+
 def save_run(path, *, name, config, dataset, metrics, history, started_at, finished_at,
              versions, predictions, timeout=5.0):
     """Write one run, its history and its predictions in one transaction; return the run id.
 
-    metrics: dict with train_accuracy, test_accuracy, train_loss, test_loss, train_seconds.
-    history: dict of lists as returned by training.fit. predictions: {split: (images
-    (n, 28, 28) uint8, labels (n,), proba (n, 10))}. All input is checked before the file is touched.
+    metrics: dict with train_accuracy, train_loss, valid_accuracy, valid_loss, test_accuracy,
+    test_loss (any may be missing or None: NULL), train_seconds and n_train (images that trained
+    the model). history: dict of lists as returned by training.fit (epoch, train_loss, train_acc,
+    valid_loss, valid_acc, seconds; NaN or None: NULL). predictions: {split: (images (n, 28, 28)
+    uint8, labels (n,), proba (n, 10))}, split in 'train', 'valid', 'test'. All input is checked
+    before the file is touched.
     """
     checked = {split: _check_predictions(split, *arrays) for split, arrays in predictions.items()}
     config_json, versions_json = json.dumps(config, sort_keys=True), json.dumps(versions, sort_keys=True)
+    figures = [_number(metrics.get(k)) for k in METRICS]
+    reported = "test" if figures[METRICS.index("test_accuracy")] is not None else "valid"
+    n_train = metrics.get("n_train", config.get("n_train") if isinstance(config, dict) else None)
+    columns = ("train_loss", "train_acc", "valid_loss", "valid_acc", "seconds")
+    history_rows = [(int(epoch), *(_number(history[c][i]) if c in history else None for c in columns))
+                    for i, epoch in enumerate(history["epoch"])]
     conn = connect(path, timeout=timeout)
     try:
         conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through
         run_id = conn.execute(
-            "INSERT INTO runs (name, started_at, finished_at, config, dataset, train_accuracy, test_accuracy,"
-            " train_loss, test_loss, train_seconds, versions) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (name, started_at, finished_at, config_json, dataset,
-             *(float(metrics[k]) for k in ("train_accuracy", "test_accuracy", "train_loss", "test_loss",
-                                           "train_seconds")), versions_json)).lastrowid
-        columns = ("train_loss", "train_acc", "test_loss", "test_acc", "seconds")
-        conn.executemany(  # float(): NumPy scalars would otherwise be stored as raw bytes
-            "INSERT INTO history VALUES (?,?,?,?,?,?,?)",
-            ((run_id, int(epoch), *(float(history[c][i]) for c in columns))
-             for i, epoch in enumerate(history["epoch"])))
+            f"INSERT INTO runs (name, started_at, finished_at, config, dataset, n_train, {', '.join(METRICS)},"
+            " train_seconds, reported_split, versions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (name, started_at, finished_at, config_json, dataset, None if n_train is None else int(n_train),
+             *figures, _number(metrics["train_seconds"]), reported, versions_json)).lastrowid
+        conn.executemany(
+            "INSERT INTO history (run_id, epoch, train_loss, train_accuracy, valid_loss, valid_accuracy, seconds)"
+            " VALUES (?,?,?,?,?,?,?)", ((run_id, *row) for row in history_rows))
         sql = f"INSERT INTO predictions VALUES (?,?,?,?,?,?,?,{','.join('?' * 10)})"
         for split, (images, labels, proba) in checked.items():
             predicted, confidence, rows = proba.argmax(axis=1).tolist(), proba.max(axis=1).tolist(), proba.tolist()

@@ -1,11 +1,17 @@
 """SQLite storage: schema, one transaction per run, and every way writing can fail."""
+import multiprocessing
 import os
+import shutil
 import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import db
+from helpers import db, paths
 
 
 def fake_run(n=50, seed=0, **overrides):
@@ -15,9 +21,10 @@ def fake_run(n=50, seed=0, **overrides):
     logits = rng.standard_normal((n, 10))
     proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     run = dict(name="test", config={"sizes": [784, 10], "seed": seed}, dataset="mnist",
-               metrics=dict(train_accuracy=0.5, test_accuracy=0.4, train_loss=1.0, test_loss=1.2, train_seconds=3.0),
+               metrics=dict(train_accuracy=0.5, train_loss=1.0, valid_accuracy=0.45, valid_loss=1.1,
+                            test_accuracy=0.4, test_loss=1.2, train_seconds=3.0, n_train=n),
                history={"epoch": [1, 2], "train_loss": [2.0, 1.0], "train_acc": [0.3, 0.5],
-                        "test_loss": np.array([2.1, 1.2], np.float32), "test_acc": [0.3, 0.4], "seconds": [1.5, 3.0]},
+                        "valid_loss": np.array([2.1, 1.2], np.float32), "valid_acc": [0.3, 0.4], "seconds": [1.5, 3.0]},
                started_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:00:03+00:00",
                versions={"numpy": np.__version__}, predictions={"test": (images, labels, proba)})
     run.update(overrides)
@@ -47,9 +54,12 @@ def test_a_run_round_trips_with_its_images_history_and_views(tmp_path):
     assert [r[3] for r in rows] == proba.argmax(axis=1).tolist()
     np.testing.assert_allclose([r[4] for r in rows], proba.max(axis=1))
     np.testing.assert_allclose([(r[5], r[6]) for r in rows], proba[:, [0, 9]])
-    hist = conn.execute("SELECT epoch, test_accuracy FROM history WHERE run_id = ?", (run_id,)).fetchall()
-    assert hist == [(1, 0.3), (2, 0.4)]
-    types = conn.execute("SELECT DISTINCT typeof(test_loss) || typeof(confidence) || typeof(p3) "
+    hist = conn.execute("SELECT epoch, valid_accuracy, test_accuracy FROM history WHERE run_id = ?",
+                        (run_id,)).fetchall()
+    assert hist == [(1, 0.3, None), (2, 0.4, None)]  # new runs never fill the per-epoch test columns
+    run = conn.execute("SELECT n_train, valid_accuracy, test_accuracy, reported_split FROM runs").fetchone()
+    assert run == (50, 0.45, 0.4, "test")
+    types = conn.execute("SELECT DISTINCT typeof(valid_loss) || typeof(confidence) || typeof(p3) "
                          "FROM history JOIN predictions USING (run_id)").fetchall()
     assert types == [("realrealreal",)]  # NumPy scalars are stored as numbers, not bytes
     per_digit = dict(conn.execute("SELECT label, correct FROM digit_accuracy WHERE run_id = ?", (run_id,)).fetchall())
@@ -103,7 +113,7 @@ def test_keyboard_interrupt_midway_rolls_back(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("predictions, message", [
-    ({"valid": None}, "split must be 'train' or 'test'"),
+    ({"validation": None}, "split must be 'train', 'valid' or 'test'"),
     ({"test": (np.zeros((5, 28, 28), np.float32), np.zeros(5, int), np.full((5, 10), 0.1))}, "uint8 images"),
     ({"test": (np.zeros((5, 20, 20), np.uint8), np.zeros(5, int), np.full((5, 10), 0.1))}, "784 pixels"),
     ({"test": (np.zeros((5, 28, 28), np.uint8), np.zeros(4, int), np.full((5, 10), 0.1))}, "784 pixels"),
@@ -115,8 +125,8 @@ def test_bad_arrays_are_rejected_before_the_file_is_touched(tmp_path, prediction
     path = tmp_path / "database.db"
     db.save_run(path, **fake_run())
     before = path.read_bytes()
-    if "valid" in predictions:
-        predictions = {"valid": fake_run()["predictions"]["test"]}
+    if "validation" in predictions:
+        predictions = {"validation": fake_run()["predictions"]["test"]}
     with pytest.raises(ValueError, match=message):
         db.save_run(path, **fake_run(predictions=predictions))
     assert path.read_bytes() == before and count_runs(path) == (1, 50)
@@ -149,7 +159,7 @@ def test_another_projects_database_and_another_version_are_refused(tmp_path):
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version = 99")
     conn.close()
-    with pytest.raises(db.DatabaseFileError, match="schema version 99, this code reads version 1"):
+    with pytest.raises(db.DatabaseFileError, match="schema version 99, this code reads version 2"):
         db.save_run(path, **fake_run())
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
@@ -200,3 +210,162 @@ def test_reader_sees_the_database_while_a_writer_holds_the_lock(tmp_path):
 def test_viewer_open_of_a_missing_database_says_what_to_run(tmp_path):
     with pytest.raises(db.DatabaseFileError, match="no database yet. Run notebooks/Neural_net.ipynb"):
         db.connect(tmp_path / "database.db", readonly=True)
+
+
+# Schema version 1, as helpers/db.py created it before the validation protocol (copied, not imported:
+# the test must keep building the old file whatever the code becomes).
+PROBS_V1 = ", ".join(f"p{d} REAL NOT NULL" for d in range(10))
+SCHEMA_V1 = f"""
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT NOT NULL,
+    config TEXT NOT NULL, dataset TEXT NOT NULL,
+    train_accuracy REAL, test_accuracy REAL, train_loss REAL, test_loss REAL, train_seconds REAL,
+    versions TEXT NOT NULL);
+CREATE TABLE history (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, epoch INTEGER NOT NULL,
+    train_loss REAL, train_accuracy REAL, test_loss REAL, test_accuracy REAL, seconds REAL,
+    PRIMARY KEY (run_id, epoch));
+CREATE TABLE predictions (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    split TEXT NOT NULL CHECK (split IN ('train', 'test')), idx INTEGER NOT NULL,
+    input BLOB NOT NULL CHECK (length(input) = 784),
+    label INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9), predicted INTEGER NOT NULL CHECK (predicted BETWEEN 0 AND 9),
+    confidence REAL NOT NULL, {PROBS_V1}, PRIMARY KEY (run_id, split, idx));
+CREATE INDEX predictions_by_digit ON predictions (run_id, split, label, predicted);
+CREATE INDEX predictions_by_confidence ON predictions (run_id, split, confidence);
+CREATE VIEW digit_accuracy AS SELECT run_id, split, label, COUNT(*) AS n, SUM(predicted = label) AS correct,
+    AVG(predicted = label) AS accuracy FROM predictions GROUP BY run_id, split, label;
+CREATE VIEW confusion AS SELECT run_id, split, label, predicted, COUNT(*) AS n
+    FROM predictions GROUP BY run_id, split, label, predicted;
+CREATE VIEW mistakes AS SELECT * FROM predictions WHERE predicted != label;
+PRAGMA application_id = {db.APPLICATION_ID};
+PRAGMA user_version = 1;
+"""
+
+
+def make_v1(path):
+    """A version-1 database with two runs (one on 1,000 images, one on all), their history and predictions."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.executescript(SCHEMA_V1)
+    rng = np.random.default_rng(0)
+    for run_id, config in ((1, '{"n_train": 1000, "seed": 0}'), (2, '{"n_train": null, "seed": 1}')):
+        conn.execute("INSERT INTO runs VALUES (?, 'old', 't0', 't1', ?, 'mnist', 0.9, 0.8, 0.3, 0.5, 2.5, '{}')",
+                     (run_id, config))
+        conn.executemany("INSERT INTO history VALUES (?,?,?,?,?,?,?)",
+                         [(run_id, e, 1.0 / e, 0.5 + e / 10, 1.1 / e, 0.4 + e / 10, float(e)) for e in (1, 2, 3)])
+        for split in ("train", "test"):
+            conn.executemany(f"INSERT INTO predictions VALUES (?,?,?,?,?,?,?,{','.join('?' * 10)})",
+                             [(run_id, split, i, rng.integers(0, 256, 784, dtype=np.uint8).tobytes(), i % 10,
+                               (i * 3) % 10, 0.5, *([0.1] * 10)) for i in range(20)])
+    conn.close()
+
+
+def dump(path):
+    """Every row of every table of a database file, opened read-only by plain sqlite3."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return ([tuple(r) for r in conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name")],
+                {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
+                 for t in ("runs", "history", "predictions")},
+                conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_version_1_file_is_migrated_with_every_run_kept(tmp_path):
+    path = tmp_path / "database.db"
+    make_v1(path)
+    _, old, _ = dump(path)
+    assert db.save_run(path, **fake_run()) == 3  # opening for writing migrates, then the run is added
+    _, new, version = dump(path)
+    assert version == db.SCHEMA_VERSION
+    conn = sqlite3.connect(path)
+    runs = conn.execute("SELECT id, n_train, test_accuracy, valid_accuracy, reported_split FROM runs").fetchall()
+    assert runs == [(1, 1000, 0.8, None, "test"), (2, 60000, 0.8, None, "test"), (3, 50, 0.4, 0.45, "test")]
+    history = conn.execute("SELECT run_id, epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds "
+                           "FROM history WHERE run_id < 3").fetchall()
+    assert history == old["history"]  # the v1 per-epoch figures stay in test_*, where they were measured
+    assert conn.execute("SELECT COUNT(*) FROM history WHERE run_id < 3 AND valid_loss IS NOT NULL").fetchone()[0] == 0
+    predictions = conn.execute("SELECT * FROM predictions WHERE run_id < 3 ORDER BY 1, 2, 3").fetchall()
+    assert predictions == old["predictions"]
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+def test_a_migration_that_fails_halfway_leaves_the_version_1_file_unchanged(tmp_path, monkeypatch):
+    path = tmp_path / "database.db"
+    make_v1(path)
+    before = dump(path)
+    # a NOT NULL violation after the new tables were made and the runs copied
+    broken = db.schema.MIGRATE_1_TO_2.replace("DROP TABLE predictions_v1;",
+                                              "INSERT INTO runs_v1 (id) VALUES (99);\nDROP TABLE predictions_v1;")
+    assert broken != db.schema.MIGRATE_1_TO_2
+    monkeypatch.setattr(db.schema, "MIGRATE_1_TO_2", broken)
+    with pytest.raises(db.DatabaseFileError, match=r"database.db: could not migrate .*the file is unchanged.*NOT NULL"):
+        db.save_run(path, **fake_run())
+    assert dump(path) == before
+
+
+def test_a_version_1_file_opened_read_only_says_how_to_migrate(tmp_path):
+    path = tmp_path / "database.db"
+    make_v1(path)
+    before = dump(path)
+    with pytest.raises(db.DatabaseFileError, match="schema version 1, .*python -m helpers migrate"):
+        db.connect(path, readonly=True)
+    assert dump(path) == before
+
+
+def _save_after(barrier, path, seed, results):
+    barrier.wait()  # both processes open the new file at the same moment
+    try:
+        results.put(db.save_run(path, **fake_run(seed=seed), timeout=10))
+    except Exception as e:  # reported to the parent: the assertion shows it
+        results.put(repr(e))
+
+
+def test_two_processes_creating_a_new_database_both_add_their_run(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    for trial in range(10):
+        path = tmp_path / f"race{trial}.db"
+        barrier, results = ctx.Barrier(2), ctx.Queue()
+        procs = [ctx.Process(target=_save_after, args=(barrier, path, seed, results)) for seed in (0, 1)]
+        for p in procs:
+            p.start()
+        got = sorted(str(results.get(timeout=60)) for _ in procs)
+        for p in procs:
+            p.join()
+        assert got == ["1", "2"], (trial, got)
+        assert count_runs(path) == (2, 100)
+
+
+def test_report_reads_a_wal_database_in_a_folder_it_cannot_write(tmp_path):
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))  # not under pytest's private tmp, which others cannot enter
+    try:
+        db.save_run(folder / "database.db", **fake_run())
+        folder.chmod(0o555)
+        assert not (folder / "database.db-wal").exists()  # the writer checkpointed and removed it
+        code = (f"from helpers import db; c = db.connect({str(folder / 'database.db')!r}, readonly=True); "
+                f"print(c.execute('SELECT COUNT(*) FROM runs').fetchone()[0])")
+        # as an ordinary user: root may write anywhere, which would hide the problem
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+        out = subprocess.run(prefix + [sys.executable, "-c", code], capture_output=True, text=True, cwd=paths.ROOT)
+        assert (out.returncode, out.stdout.strip()) == (0, "1"), out.stderr
+        assert sorted(p.name for p in folder.iterdir()) == ["database.db"]
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
+
+
+def test_a_folder_or_an_empty_database_gets_a_clear_message(tmp_path):
+    with pytest.raises(db.DatabaseFileError, match="runs.db: is a folder, not a database file"):
+        (tmp_path / "runs.db").mkdir()
+        db.check_writable(tmp_path / "runs.db")
+    db.check_writable(tmp_path / "new.db")
+    assert not (tmp_path / "new.db").exists()  # checking creates nothing
+    db.connect(tmp_path / "empty.db").close()
+    conn = db.connect(tmp_path / "empty.db", readonly=True)
+    with pytest.raises(db.DatabaseFileError, match="empty.db: no runs yet. Run notebooks/Neural_net.ipynb"):
+        db.require_runs(conn, tmp_path / "empty.db")
+    conn.close()
