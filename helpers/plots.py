@@ -6,6 +6,8 @@ Images are (n, 28, 28) uint8 or (n, 784) floats; histories are the dicts `traini
 import matplotlib.pyplot as plt
 import numpy as np
 
+from . import nn
+
 
 def show_digits(images, labels=None, predicted=None, confidence=None, ncols=10, title="MNIST digits"):
     """A grid of digits, each captioned with its label (and prediction and confidence, if given)."""
@@ -75,17 +77,27 @@ def confusion(matrix, title="Confusion matrix (test set)"):
     return fig
 
 
-def first_layer_weights(W, n=32, ncols=8, title="What the first layer looks for"):
-    """The weights into the first n hidden units, each shown as a 28x28 image. W: (784, hidden)."""
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.3 * ncols, 1.3 * nrows + 0.4))
-    for i, ax in enumerate(axes.flat):
-        w = W[:, i].reshape(28, 28)
-        lim = np.abs(w).max()
-        ax.imshow(w, cmap="RdBu_r", vmin=-lim, vmax=lim)  # red: ink here excites the unit; blue: inhibits
+def first_layer_weights(W, n=32, ncols=8, title="What the first layer looks for", units=None, dead=None):
+    """The weights into hidden units, each a 28x28 image on one shared, symmetric colour scale.
+
+    W: (784, hidden). units: which columns to show (default the first n). dead: optional (hidden,)
+    bools; those tiles are captioned "dead" in grey. One scale for all tiles, so a faint tile is
+    a unit with small weights, not one that the colour map stretched.
+    """
+    units = np.arange(min(n, W.shape[1])) if units is None else np.asarray(units)
+    lim = float(np.abs(W[:, units]).max())
+    nrows = int(np.ceil(len(units) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.3 * ncols + 1.0, 1.4 * nrows + 0.5), squeeze=False)
+    for ax in axes.flat:
         ax.axis("off")
+    for ax, u in zip(axes.flat, units):
+        im = ax.imshow(W[:, u].reshape(28, 28), cmap="RdBu_r", vmin=-lim, vmax=lim)
+        is_dead = dead is not None and bool(dead[u])
+        ax.set_title(f"unit {u}" + (" dead" if is_dead else ""), fontsize=7, color="grey" if is_dead else "black")
     fig.suptitle(title)
     fig.tight_layout()
+    # red: ink on that pixel raises the unit's input; blue: lowers it
+    fig.colorbar(im, ax=axes, shrink=0.8, label="weight (pixel to unit)")
     return fig
 
 
@@ -127,5 +139,52 @@ def prediction(drawing, x28, proba, hidden=None, title=None):
         ax["hidden"].set(xticks=[], yticks=[], title=f"{hidden.size} hidden units")
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def activations(lo=-5.0, hi=5.0):
+    """The hidden activations of nn (sigmoid, tanh, ReLU) and their derivatives, on z in [lo, hi]."""
+    z = np.linspace(lo, hi, 401)
+    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for name, (f, f_prime) in nn.ACTIVATIONS.items():
+        a = f(z)
+        ax_f.plot(z, a, label=name)
+        ax_d.plot(z, f_prime(a).astype(float), label=name)  # nn writes f' with the output a = f(z)
+    ax_f.set(xlabel="z", ylabel="f(z)", title="Activations")
+    ax_d.set(xlabel="z", ylabel="f'(z)", title="Their derivatives")
+    for ax in (ax_f, ax_d):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def init_spread(spreads, title="Spread of the activations through ten ReLU layers"):
+    """spreads: {name: (depth,) standard deviations of the activations after each layer}."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for name, spread in spreads.items():
+        ax.plot(np.arange(1, len(spread) + 1), spread, "o-", label=name)
+    depth = max(len(s) for s in spreads.values())
+    ax.set(xlabel="layer", ylabel="std of the activations", yscale="log", xticks=range(1, depth + 1), title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def descent_paths(paths, loss, minimum=(0.0, 0.0), title="Gradient descent in a long, narrow valley"):
+    """paths: {name: (steps + 1, 2) points}; loss(x, y): the function they descend, drawn as contours."""
+    points = np.concatenate(list(paths.values()))
+    (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+    pad_x, pad_y = 0.1 * (x1 - x0) + 0.1, 0.1 * (y1 - y0) + 0.1
+    gx, gy = np.meshgrid(np.linspace(x0 - pad_x, x1 + pad_x, 200), np.linspace(y0 - pad_y, y1 + pad_y, 200))
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    contours = ax.contour(gx, gy, loss(gx, gy), levels=12, cmap="viridis")
+    for name, path in paths.items():
+        ax.plot(path[:, 0], path[:, 1], ".-", lw=1, ms=3, label=f"{name} ({len(path) - 1} steps)")
+    ax.plot(*minimum, "k*", ms=10, label="minimum")
+    ax.set(xlabel="$\\theta_1$ (the long, shallow direction)", ylabel="$\\theta_2$ (steep)", title=title)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.colorbar(contours, ax=ax, label="loss")
     fig.tight_layout()
     return fig
