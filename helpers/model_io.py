@@ -2,15 +2,17 @@
 
 The file holds `sizes`, `activation` and `loss` next to the arrays W1, b1, W2, b2, ...
 so that it can be loaded with no other information. No pickles: np.load is called
-with allow_pickle=False, so a model file cannot run code.
+with allow_pickle=False, so a model file cannot run code. Every array's declared shape is
+checked against `sizes` before anything is decompressed or allocated, and weights that are
+not finite (a diverged training) are never saved and never loaded.
 """
-import os
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from . import files
 from .nn import MLP
 
 
@@ -21,39 +23,83 @@ class ModelFileError(ValueError):
         return [f"{type(self).__name__}: {self}"]
 
 
+def _key(i):
+    return f"{'Wb'[i % 2]}{i // 2 + 1}"  # params alternate W1, b1, W2, b2, ...
+
+
+def check_writable(path):
+    """Raise ModelFileError unless save_model could write path; called before a long training."""
+    try:
+        files.check_output_path(path, "model")
+    except ValueError as e:
+        raise ModelFileError(str(e)) from None
+
+
 def save_model(model, path):
-    """Write model to path (.npz), atomically: a crash never leaves a half-written file."""
+    """Write model to path (.npz), atomically: a crash or a concurrent save never leaves a
+    half-written file. Refuses (ModelFileError, nothing written) weights that are not finite."""
     path = Path(path)
+    bad = [_key(i) for i, p in enumerate(model.params) if not np.isfinite(p).all()]
+    if bad:
+        raise ModelFileError(f"{path}: not saved: {', '.join(bad)} hold NaN or infinite values "
+                             f"(the training diverged); the file was left as it was")
+    check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {f"{'Wb'[i % 2]}{i // 2 + 1}": p for i, p in enumerate(model.params)}
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, sizes=np.array(model.sizes), activation=np.array(model.activation),
-             loss=np.array(model.loss), **arrays)
-    os.replace(tmp, path)
+    arrays = {_key(i): p for i, p in enumerate(model.params)}
+    files.atomic_write(path, lambda tmp: np.savez(tmp, sizes=np.array(model.sizes), activation=np.array(
+        model.activation), loss=np.array(model.loss), **arrays))
     return path
 
 
-def load_model(path, sizes=None):
-    """Load an MLP saved by save_model. sizes: if given, the architecture the caller expects."""
+def _declared_sizes(path, f, shapes):
+    """The `sizes` of the file, checked against every weight's declared shape (nothing allocated yet)."""
+    if "sizes" not in shapes:
+        raise ModelFileError(f"{path}: not a model file saved by helpers (no `sizes` array)")
+    sizes = f["sizes"]
+    if sizes.ndim != 1 or not 2 <= len(sizes) <= 100 or not np.issubdtype(sizes.dtype, np.integer) or sizes.min() < 1:
+        raise ModelFileError(f"{path}: `sizes` must be a list of 2 to 100 positive integers, "
+                             f"got {sizes.dtype} of shape {sizes.shape}")
+    saved = tuple(int(s) for s in sizes)
+    for i in range(2 * (len(saved) - 1)):
+        key, want = _key(i), (saved[i // 2], saved[i // 2 + 1]) if i % 2 == 0 else (saved[i // 2 + 1],)
+        if key not in shapes:
+            raise ModelFileError(f"{path}: no array {key}, which sizes {saved} need")
+        if shapes[key][0] != want:
+            raise ModelFileError(f"{path}: {key} has shape {shapes[key][0]}, but sizes {saved} need {want}")
+    return saved
+
+
+def load_model(path, sizes=None, inputs=None, outputs=None):
+    """Load an MLP saved by save_model.
+
+    sizes: if given, the architecture the caller expects; inputs/outputs: if given, the number
+    of inputs and outputs it must have (784 and 10 to read MNIST digits).
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no saved model here. Train one first: run notebooks/Neural_net.ipynb "
                              f"or `python -m helpers train`.")
+    saved = None
     try:
+        shapes = files.npz_shapes(path)
         with np.load(path, allow_pickle=False) as f:
-            files = dict(f)
-            saved = tuple(int(s) for s in files["sizes"])
-            model = MLP(saved, str(files["activation"]), str(files["loss"]))
-            for i in range(len(model.params)):
-                key = f"{'Wb'[i % 2]}{i // 2 + 1}"
-                if files[key].shape != model.params[i].shape:
-                    raise ModelFileError(f"{path}: {key} has shape {files[key].shape}, but sizes {saved} "
-                                         f"need {model.params[i].shape}")
-                model.params[i][...] = files[key]
+            saved = _declared_sizes(path, f, shapes)
+            model = MLP(saved, str(f["activation"]), str(f["loss"]))
+            for i, param in enumerate(model.params):
+                param[...] = f[_key(i)]
+                if not np.isfinite(param).all():
+                    raise ModelFileError(f"{path}: {_key(i)} holds NaN or infinite values; "
+                                         f"this model cannot predict anything")
     except ModelFileError:
         raise
-    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise ModelFileError(f"{path}: not a model file saved by helpers ({type(e).__name__}: {e})") from None
+    except MemoryError:
+        raise ModelFileError(f"{path}: the network of sizes {saved} does not fit in memory") from None
     if sizes is not None and tuple(sizes) != saved:
         raise ModelFileError(f"{path}: holds a network of sizes {saved}, expected {tuple(sizes)}")
+    for n, want, what in ((saved[0], inputs, "inputs"), (saved[-1], outputs, "outputs")):
+        if want is not None and n != want:
+            raise ModelFileError(f"{path}: the network has {n} {what}, a digit classifier needs {want} "
+                                 f"(sizes {saved})")
     return model

@@ -1,0 +1,127 @@
+"""Saving and loading models: round trip, concurrent saves, and every file that must be refused."""
+import io
+import multiprocessing
+import zipfile
+
+import numpy as np
+import pytest
+
+from helpers import model_io
+from helpers.nn import MLP
+
+
+def small_model(seed=0, sizes=(784, 8, 10)):
+    return MLP(sizes, seed=seed)
+
+
+def write_npz(path, arrays, headers=()):
+    """An .npz of arrays, plus members that hold only an .npy header (name, shape, dtype) and
+    a little compressed data: what a file declaring a huge array looks like."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, a in arrays.items():
+            buf = io.BytesIO()
+            np.save(buf, a)
+            z.writestr(name + ".npy", buf.getvalue())
+        for name, shape, dtype in headers:
+            buf = io.BytesIO()
+            np.lib.format.write_array_header_1_0(buf, {"descr": np.dtype(dtype).str, "fortran_order": False,
+                                                       "shape": shape})
+            z.writestr(name + ".npy", buf.getvalue() + bytes(4_000_000))  # 4 MB of zeros, deflated to 4 KB
+
+
+def model_arrays(model):
+    arrays = {f"{'Wb'[i % 2]}{i // 2 + 1}": p for i, p in enumerate(model.params)}
+    return dict(sizes=np.array(model.sizes), activation=np.array("relu"), loss=np.array("cross_entropy"), **arrays)
+
+
+def test_round_trip_leaves_no_temporary_file(tmp_path):
+    model = small_model()
+    model_io.save_model(model, tmp_path / "m.npz")
+    loaded = model_io.load_model(tmp_path / "m.npz", inputs=784, outputs=10)
+    for a, b in zip(model.params, loaded.params):
+        np.testing.assert_array_equal(a, b)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_a_nan_model_is_not_saved_over_a_good_one(tmp_path):
+    path = model_io.save_model(small_model(), tmp_path / "m.npz")
+    before = path.read_bytes()
+    bad = small_model(seed=1)
+    bad.params[2][3, 4] = np.nan
+    with pytest.raises(model_io.ModelFileError, match=r"m.npz: not saved: W2 hold NaN or infinite"):
+        model_io.save_model(bad, path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_load_rejects_non_finite_weights(tmp_path):
+    arrays = model_arrays(small_model())
+    arrays["b1"] = np.full(8, np.inf, np.float32)
+    write_npz(tmp_path / "inf.npz", arrays)
+    with pytest.raises(model_io.ModelFileError, match="inf.npz: b1 holds NaN or infinite values"):
+        model_io.load_model(tmp_path / "inf.npz")
+
+
+def _save_many(barrier, path, seed):
+    barrier.wait()
+    for _ in range(5):
+        model_io.save_model(small_model(seed, sizes=(784, 64, 10)), path)
+
+
+def test_two_processes_saving_the_same_path_never_corrupt_it(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    expected = {seed: small_model(seed, sizes=(784, 64, 10)).params[0] for seed in (0, 1)}
+    for trial in range(10):
+        path = tmp_path / f"m{trial}.npz"
+        barrier = ctx.Barrier(2)
+        procs = [ctx.Process(target=_save_many, args=(barrier, path, seed)) for seed in (0, 1)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        assert [p.exitcode for p in procs] == [0, 0]
+        W1 = model_io.load_model(path).params[0]  # a whole file, from one of the two
+        assert any(np.array_equal(W1, w) for w in expected.values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"m{t}.npz" for t in range(10))
+
+
+def test_saving_to_a_folder_is_refused_before_anything_is_written(tmp_path):
+    (tmp_path / "data").mkdir()
+    with pytest.raises(model_io.ModelFileError, match="data: is a folder; the model needs a file name"):
+        model_io.save_model(small_model(), tmp_path / "data")
+    assert [p.name for p in tmp_path.iterdir()] == ["data"] and not any((tmp_path / "data").iterdir())
+
+
+@pytest.mark.parametrize("make, message", [
+    # sizes declares a billion hidden units; the weights declare what sizes says: refused from the headers
+    (lambda p: write_npz(p, {"sizes": np.array([784, 10**9, 10]), "activation": np.array("relu"),
+                             "loss": np.array("cross_entropy")}, [("W1", (784, 10**9), "<f4")]),
+     r"model.npz: not a model file .*W1 declares shape \(784, 1000000000\) of float32: 2920.6 GiB"),
+    # a zipped 4.4 GB W1 in a few kilobytes
+    (lambda p: write_npz(p, model_arrays(small_model()), [("W9", (784, 1_400_000), "<f4")]),
+     r"W9 declares shape \(784, 1400000\).*GiB, more than the 1 GiB allowed"),
+    (lambda p: write_npz(p, model_arrays(small_model()) | {"sizes": np.array([784, 10**9, 10])}),
+     r"W1 has shape \(784, 8\), but sizes \(784, 1000000000, 10\) need \(784, 1000000000\)"),
+    (lambda p: write_npz(p, model_arrays(small_model()) | {"sizes": np.array([[784, 8, 10]])}),
+     r"`sizes` must be a list of 2 to 100 positive integers, got int64 of shape \(1, 3\)"),
+    (lambda p: np.save(p, np.zeros(3)), "not a model file saved by helpers"),
+    (lambda p: write_npz(p, {"W1": np.zeros((2, 2))}), r"not a model file saved by helpers \(no `sizes` array\)"),
+    (lambda p: write_npz(p, {"a": np.array([None, 1], dtype=object)}, []), "holds Python objects"),
+])
+def test_hostile_model_files_are_refused_before_allocating(tmp_path, make, message):
+    path = tmp_path / "model.npz"
+    make(path)
+    if not path.exists():  # np.save added .npy
+        path = tmp_path / "model.npz.npy"
+    before = path.read_bytes()
+    with pytest.raises(model_io.ModelFileError, match=message):
+        model_io.load_model(path)
+    assert path.read_bytes() == before
+
+
+def test_a_model_that_does_not_read_digits_is_refused(tmp_path):
+    path = model_io.save_model(small_model(sizes=(784, 256)), tmp_path / "m.npz")
+    with pytest.raises(model_io.ModelFileError, match="m.npz: the network has 256 outputs, a digit classifier needs"):
+        model_io.load_model(path, inputs=784, outputs=10)
+    path = model_io.save_model(small_model(sizes=(100, 10)), tmp_path / "m.npz")
+    with pytest.raises(model_io.ModelFileError, match="the network has 100 inputs, a digit classifier needs 784"):
+        model_io.load_model(path, inputs=784, outputs=10)
