@@ -9,14 +9,13 @@ one `DataError` naming the file and what is wrong; nothing is returned half-load
 """
 import gzip
 import hashlib
-import os
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from . import paths
+from . import files, paths
 
 SPLITS = ("x_train", "y_train", "x_test", "y_test")
 IDX_NAMES = {
@@ -38,31 +37,39 @@ class DataError(ValueError):
     """A dataset file is missing, damaged or not of the expected form."""
 
 
-def read_idx(path):
-    """Read one IDX file (optionally .gz) into a uint8 array of the shape its header gives."""
+def read_idx(path, max_bytes=files.MAX_ARRAY_BYTES):
+    """Read one IDX file (optionally .gz) into a uint8 array of the shape its header gives.
+
+    The header is read first and the declared size checked against max_bytes; then exactly that
+    many bytes (plus one, to notice extra data) are read, so a gzip bomb is never decompressed."""
     path = Path(path)
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
-            raw = f.read()
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                raise DataError(f"{path}: not an IDX file (wrong magic number {head.hex() or 'empty'})")
+            if head[2] != 0x08:
+                raise DataError(f"{path}: IDX data type 0x{head[2]:02x} is not 0x08 (unsigned byte)")
+            ndim = head[3]
+            dims = f.read(4 * ndim)
+            if ndim == 0 or len(dims) < 4 * ndim:
+                raise DataError(f"{path}: IDX header is truncated or declares {ndim} dimensions")
+            shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(ndim))
+            expected = int(np.prod(shape, dtype=object))
+            if expected > max_bytes:
+                raise DataError(f"{path}: header declares shape {shape}, {expected / 2**30:.1f} GiB; "
+                                f"at most {max_bytes / 2**30:.0f} GiB is read")
+            raw = f.read(expected + 1)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot be read or decompressed ({e})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise DataError(f"{path}: not an IDX file (wrong magic number {raw[:4].hex() or 'empty'})")
-    if raw[2] != 0x08:
-        raise DataError(f"{path}: IDX data type 0x{raw[2]:02x} is not 0x08 (unsigned byte)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise DataError(f"{path}: IDX header is truncated or declares {ndim} dimensions")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected, actual = int(np.prod(shape)), len(raw) - header
-    if actual != expected:
-        what = "truncated" if actual < expected else "longer than its header says"
+    if len(raw) != expected:
+        what = "truncated" if len(raw) < expected else "longer than its header says"
+        actual = len(raw) if len(raw) < expected else "more"
         raise DataError(f"{path}: {what}: header {shape} needs {expected} data bytes, file has {actual}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape).copy()
 
 
 def _check_arrays(arrays, source):
@@ -75,6 +82,8 @@ def _check_arrays(arrays, source):
             raise DataError(f"{source}: x_{split} must be (n, h, w) and y_{split} (n,), got {x.shape} and {y.shape}")
         if len(x) != len(y):
             raise DataError(f"{source}: {len(x)} {split} images but {len(y)} labels")
+        if x.size == 0:
+            raise DataError(f"{source}: x_{split} is empty (shape {x.shape}); a dataset needs images")
     if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
         raise DataError(f"{source}: train images {arrays['x_train'].shape[1:]} and test images "
                         f"{arrays['x_test'].shape[1:]} differ in size")
@@ -97,6 +106,7 @@ def read_npz(path):
     """The four arrays of an .npz written like keras's mnist.npz."""
     path = Path(path)
     try:
+        files.npz_shapes(path)  # declared sizes checked before anything is decompressed
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in SPLITS if k not in f.files]
             if missing:
@@ -131,8 +141,8 @@ def load_mnist(path=None, verify=None):
         path = paths.DATA_PATH
         verify = True if verify is None else verify
         if not path.exists():
-            raise DataError(f"{path}: missing. Rebuild it from the IDX files with "
-                            f"`python -m helpers build-data` (reads {paths.SHARED_MNIST}).")
+            raise DataError(f"{path}: missing. Rebuild it from the four original MNIST IDX files with "
+                            f"`python -m helpers build-data --source FOLDER` (see README, The data).")
     path = Path(path)
     arrays = read_idx_folder(path) if path.is_dir() else read_npz(path)
     if verify:
@@ -140,17 +150,18 @@ def load_mnist(path=None, verify=None):
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
-def build_npz(src=None, dest=None):
-    """Convert the IDX folder `src` to a compressed, verified .npz at `dest`, atomically."""
-    src = Path(src or paths.SHARED_MNIST)
-    dest = Path(dest or paths.DATA_PATH)
+def build_npz(src, dest=None):
+    """Convert the IDX folder `src` to a compressed, verified .npz at `dest`, atomically:
+    a crash or a failure leaves dest as it was and no temporary file behind."""
+    src, dest = Path(src), Path(dest or paths.DATA_PATH)
     arrays = read_idx_folder(src)
     verify_mnist(arrays, src)
+    try:
+        files.check_output_path(dest, "data file")
+    except ValueError as e:
+        raise DataError(str(e)) from None
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, dest)  # a crash mid-write never leaves a half-written dest
-    return dest
+    return files.atomic_write(dest, lambda tmp: np.savez_compressed(tmp, **arrays))
 
 
 N_VALID = 10_000  # the last 10,000 training images: the validation set, as in Nielsen's book

@@ -1,6 +1,9 @@
 """The loader: the shipped file, IDX reading, and every way a file can be wrong."""
 import gzip
 import hashlib
+import io
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -58,12 +61,95 @@ def test_npz_round_trip_and_other_datasets_skip_the_checksum(tmp_path):
         data.load_mnist(dest, verify=True)
 
 
+def write_mnist_idx(folder):
+    """The four original IDX files of MNIST, written from the shipped data/mnist.npz: tests need
+    nothing beside the repository."""
+    folder.mkdir(exist_ok=True)
+    with np.load(paths.DATA_PATH) as f:
+        for key, name in data.IDX_NAMES.items():
+            (folder / name).write_bytes(idx_bytes(f[key]))
+    return folder
+
+
 def test_build_npz_writes_the_same_arrays_atomically(tmp_path):
-    if not paths.SHARED_MNIST.is_dir():
-        pytest.fail(f"{paths.SHARED_MNIST} is missing: the original IDX files should sit beside the repository")
-    dest = data.build_npz(paths.SHARED_MNIST, tmp_path / "mnist.npz")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist.npz"]  # no temporary file left
+    src = write_mnist_idx(tmp_path / "idx")
+    dest = data.build_npz(src, tmp_path / "out" / "mnist.npz")
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["mnist.npz"]  # no temporary file left
     data.load_mnist(dest, verify=True)
+
+
+def test_build_npz_failing_midway_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    src = write_mnist_idx(tmp_path / "idx")
+    dest = tmp_path / "out" / "mnist.npz"
+    dest.parent.mkdir()
+    dest.write_bytes(b"the previous file")
+
+    def disk_full(file, **arrays):
+        with open(file, "wb") as f:
+            f.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(data.np, "savez_compressed", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        data.build_npz(src, dest)
+    assert dest.read_bytes() == b"the previous file" and [p.name for p in dest.parent.iterdir()] == ["mnist.npz"]
+    with pytest.raises(data.DataError, match="idx: is a folder; the data file needs a file name"):
+        data.build_npz(src, src)
+
+
+def test_a_gzip_bomb_is_not_decompressed_beyond_its_declared_size(tmp_path):
+    make_idx_folder(tmp_path / "idx")
+    target = tmp_path / "idx" / (data.IDX_NAMES["y_test"] + ".gz")
+    raw = idx_bytes(np.zeros(4, np.uint8))  # declares 4 labels, then 200 MB more of zeros
+    with gzip.open(target, "wb") as f:
+        f.write(raw)
+        for _ in range(200):
+            f.write(bytes(2**20))
+    assert target.stat().st_size < 300_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte.gz: longer than its header says"):
+            data.load_mnist(tmp_path / "idx")
+        assert tracemalloc.get_traced_memory()[1] < 10 * 2**20  # peak: the small arrays, not 200 MB
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_huge_declared_size_is_refused_before_reading(tmp_path):
+    make_idx_folder(tmp_path / "idx", gz=False)
+    target = tmp_path / "idx" / data.IDX_NAMES["x_train"]
+    header = bytes([0, 0, 8, 3]) + b"".join(int(s).to_bytes(4, "big") for s in (4_000_000_000, 28, 28))
+    target.write_bytes(header + bytes(100))
+    with pytest.raises(data.DataError, match=r"train-images-idx3-ubyte: header declares shape \(4000000000, 28, 28\)"):
+        data.load_mnist(tmp_path / "idx")
+
+
+def test_an_npz_bomb_is_refused_from_its_headers(tmp_path):
+    arrays = make_idx_folder(tmp_path / "idx")
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w", zipfile.ZIP_DEFLATED) as z:
+        for key in ("y_train", "x_test", "y_test"):
+            buf = io.BytesIO()
+            np.save(buf, arrays[key])
+            z.writestr(key + ".npy", buf.getvalue())
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, {"descr": "|u1", "fortran_order": False,
+                                                   "shape": (6_000_000, 28, 28)})
+        z.writestr("x_train.npy", buf.getvalue() + bytes(50_000_000))  # 4.4 GB declared, 50 MB of zeros
+    assert (tmp_path / "bomb.npz").stat().st_size < 200_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(data.DataError, match=r"bomb.npz: not a readable .npz file \(array x_train declares"):
+            data.load_mnist(tmp_path / "bomb.npz")
+        assert tracemalloc.get_traced_memory()[1] < 10 * 2**20  # nothing of the declared 4.4 GB allocated
+    finally:
+        tracemalloc.stop()
+
+
+def test_empty_arrays_name_the_file(tmp_path):
+    arrays = make_idx_folder(tmp_path / "idx", n_test=0)
+    np.savez(tmp_path / "empty.npz", **arrays)
+    with pytest.raises(data.DataError, match=r"empty.npz: x_test is empty \(shape \(0, 28, 28\)\)"):
+        data.load_mnist(tmp_path / "empty.npz")
 
 
 def test_checksum_mismatch_is_reported(tmp_path):
