@@ -8,7 +8,7 @@ optimisers and the training loop are in `training.py`; this module knows no file
 Shapes: X (n, d) float, one row per sample; Y (n, k) one-hot; W (d_in, d_out); b (d_out,).
 Names follow the math of the notebook:
     z = a_prev @ W + b        a = f(z)           (forward, layer by layer)
-    delta = dL/dz             nabla_W = a_prev.T @ delta,  nabla_b = sum(delta)
+    delta = dloss/dz          nabla_W = a_prev.T @ delta,  nabla_b = sum(delta)
     delta_prev = (delta @ W.T) * f'(z_prev)       (backward, layer by layer)
 Layers are numbered l = 1..L in both the code and the formulas (L = the number of layers).
 """
@@ -146,9 +146,9 @@ class MLP:
         return a
 
     def backward(self, delta):
-        """Gradients of every param, given delta = dL/dz of the output layer, (n, k)."""
+        """Gradients of every param, given delta = dloss/dZ^L of the output layer, (n, k)."""
         grads = [None] * len(self.params)
-        for l in range(self.depth, 0, -1):  # delta holds delta^l = dL/dZ^l
+        for l in range(self.depth, 0, -1):  # delta holds delta^l = dloss/dZ^l
             a_prev = self.activations[l - 1]  # A^{l-1}
             grads[2 * l - 2] = a_prev.T @ delta  # nabla_W^l = (A^{l-1})^T delta^l
             grads[2 * l - 1] = delta.sum(axis=0)  # nabla_b^l = sum of delta^l over the batch
