@@ -1,15 +1,20 @@
-"""The named training recipes: `train_recipe` trains one, `save_run` records it in SQLite.
+"""The named training recipes and the protocol they are judged by.
 
-The notebook, the command line (`python -m helpers train`) and the benchmark all call
-these, so they share one code path. A recipe is a plain dict: the MLP's
-`sizes`, `activation` and `loss`, `n_train` (how many training images to use; None
-for all 60,000) and the keyword arguments of `training.fit`.
+`train_recipe` trains one on the first 50,000 training images and measures it on the
+last 10,000 (the validation set), or with final=True on all 60,000; it never reads the
+test images. `test_once` measures a final model on the test set, `save_run` records a
+run in SQLite, and `try_seeds` / `table` train a recipe with several seeds and set the
+runs side by side. The notebook, the command line (`python -m helpers train`) and the
+benchmark all call these, so they share one code path. A recipe is a plain dict: the
+MLP's `sizes`, `activation` and `loss`, `n_train` (how many training images to use;
+None for all of them) and the keyword arguments of `training.fit`.
 """
 import platform
 import sqlite3
 from datetime import datetime, timezone
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import data, db, training
 from .nn import MLP
@@ -39,53 +44,113 @@ def versions():
             "tqdm": tqdm.__version__}
 
 
-def prepare(dataset, n_train=None):
-    """(x_train, y_train), (x_test, y_test) as returned by load_mnist -> flattened float32 arrays."""
-    (x_train, y_train), (x_test, y_test) = dataset
-    x_train, y_train = x_train[:n_train], y_train[:n_train]
-    return data.flatten(x_train), y_train, data.flatten(x_test), y_test
+def prepare(dataset, n_train=None, final=False):
+    """The training (and, unless final, validation) features of a load_mnist dataset.
+
+    Returns X (n, 784) float32, y (n,), X_valid, y_valid: the first n_train of the first 50,000
+    training images and the last 10,000, or with final=True the first n_train of all 60,000 and
+    None, None. Only dataset[0] is read: the test images stay unseen.
+    """
+    x_train, y_train = dataset[0]
+    if final:
+        x_valid = y_valid = None
+    else:
+        (x_train, y_train), (x_valid, y_valid) = data.split_validation(x_train, y_train)
+        x_valid = data.flatten(x_valid)
+    return data.flatten(x_train[:n_train]), y_train[:n_train], x_valid, y_valid
 
 
-def train_recipe(recipe, dataset, *, seed=0, name=None, progress=True, eval_test_each_epoch=True):
+def train_recipe(recipe, dataset, *, seed=0, name=None, progress=True, final=False, validate_each_epoch=True):
     """Train a recipe (a name from RECIPES or a dict) on dataset, as returned by load_mnist.
 
-    Returns a run: a dict with the trained `model`, its `history`, final `metrics` (accuracy
-    and loss on the training images it used and on all test images), and what `save_run` records.
+    Returns a run: a dict with the trained `model`, its `history`, its `metrics` (accuracy and
+    loss on the training images it used after training, and on the validation images unless
+    final; None where not measured) and what `save_run` records. The test set is not touched.
     """
     if isinstance(recipe, str):
         name = name or recipe
         recipe = RECIPES[recipe]
     fit_args = {k: v for k, v in recipe.items() if k not in MODEL_KEYS + ("n_train",)}
-    X, y, X_test, y_test = prepare(dataset, recipe.get("n_train"))
+    X, y, X_valid, y_valid = prepare(dataset, recipe.get("n_train"), final)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     model = MLP(recipe["sizes"], recipe["activation"], recipe["loss"], seed=seed)
-    test = (X_test, y_test) if eval_test_each_epoch else (None, None)
-    history = training.fit(model, X, y, *test, seed=seed, progress=progress, desc=name or "training", **fit_args)
+    valid = (X_valid, y_valid) if validate_each_epoch else (None, None)
+    history = training.fit(model, X, y, *valid, seed=seed, progress=progress, desc=name or "training", **fit_args)
     train_loss, train_acc = training.evaluate(model, X, y)
-    test_loss, test_acc = training.evaluate(model, X_test, y_test)
-    metrics = dict(train_accuracy=train_acc, test_accuracy=test_acc, train_loss=float(train_loss),
-                   test_loss=float(test_loss), train_seconds=history["seconds"][-1])
-    return dict(name=name or "run", config={**recipe, "seed": seed}, model=model, history=history,
+    valid_loss, valid_acc = (None, None) if final else training.evaluate(model, X_valid, y_valid)
+    metrics = dict(n_train=len(X), train_accuracy=train_acc, train_loss=train_loss, valid_accuracy=valid_acc,
+                   valid_loss=valid_loss, test_accuracy=None, test_loss=None, train_seconds=history["seconds"][-1])
+    return dict(name=name or "run", config={**recipe, "seed": seed, "final": final}, model=model, history=history,
                 metrics=metrics, started_at=started)
 
 
+def test_once(run, dataset):
+    """Measure a finished run's model on the test images, once; fill and return its test accuracy."""
+    x_test, y_test = dataset[1]
+    loss, accuracy = training.evaluate(run["model"], data.flatten(x_test), y_test)
+    run["metrics"].update(test_accuracy=accuracy, test_loss=loss)
+    return accuracy
+
+
 def save_run(db_path, run, dataset, dataset_name="mnist"):
-    """Write a run with its predictions on all test images (and, for a run on a subset,
-    on the training images it used) to the SQLite file db_path; return the run id."""
+    """Write a run to the SQLite file db_path with its predictions, and return the run id:
+    on the validation images (unless final), on the test images (if test_once measured them)
+    and, for a run on a small subset such as the baseline's 1,000, on its training images."""
     (x_train, y_train), (x_test, y_test) = dataset
-    model, n_train = run["model"], run["config"].get("n_train")
-    predictions = {"test": (x_test, y_test, model.predict_proba(data.flatten(x_test)))}
+    model, config = run["model"], run["config"]
+    final, n_train = config.get("final", False), config.get("n_train")
+    (x_fit, y_fit), valid = ((x_train, y_train), None) if final else data.split_validation(x_train, y_train)
+    splits = {}
     if n_train is not None:  # a small training set is worth keeping: the baseline's 1,000 images
-        x, y = x_train[:n_train], y_train[:n_train]
-        predictions["train"] = (x, y, model.predict_proba(data.flatten(x)))
+        splits["train"] = (x_fit[:n_train], y_fit[:n_train])
+    if valid is not None:
+        splits["valid"] = valid
+    if run["metrics"]["test_accuracy"] is not None:
+        splits["test"] = (x_test, y_test)
+    predictions = {split: (x, y, model.predict_proba(data.flatten(x))) for split, (x, y) in splits.items()}
     finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return db.save_run(db_path, name=run["name"], config=run["config"], dataset=dataset_name,
-                       metrics=run["metrics"], history=run["history"], started_at=run["started_at"],
-                       finished_at=finished, versions=versions(), predictions=predictions)
+    return db.save_run(db_path, name=run["name"], config=config, dataset=dataset_name, metrics=run["metrics"],
+                       history=run["history"], started_at=run["started_at"], finished_at=finished,
+                       versions=versions(), predictions=predictions)
 
 
-def summary(run):
-    """One row for a results table: training images, accuracies (as percentages) and seconds."""
-    m = run["metrics"]
-    return {"train images": run["config"].get("n_train") or 60_000, "train acc": f"{m['train_accuracy']:.2%}",
-            "test acc": f"{m['test_accuracy']:.2%}", "seconds": round(m["train_seconds"], 1)}
+def try_seeds(recipe, dataset, seeds=(0, 1, 2), name="run"):
+    """Train recipe once per seed on the 50,000 training images; return the runs.
+
+    One progress bar counts the seeds and shows each run's validation accuracy. Only the first
+    seed's run validates after every epoch (for its curves); the others are measured at the end.
+    """
+    runs = []
+    bar = tqdm(seeds, desc=name, unit="seed")
+    for seed in bar:
+        runs.append(train_recipe(recipe, dataset, seed=seed, name=name, progress=False,
+                                 validate_each_epoch=seed == seeds[0]))
+        bar.set_postfix(valid_acc=" ".join(f"{r['metrics']['valid_accuracy']:.4f}" for r in runs))
+    return runs
+
+
+def table(rows):
+    """rows: {idea: runs of try_seeds}, in order -> a DataFrame, one row per idea, percentages.
+
+    valid mean, min and max over the seeds; change: the mean's change from the row above, in
+    points; beyond spread: whether that change is larger than both rows' min-max spreads (if
+    not, the seeds cannot tell the two recipes apart); seconds: median training time (the
+    validation passes excluded).
+    """
+    import pandas as pd  # only the notebook needs tables
+
+    out, previous = [], None
+    for idea, runs in rows.items():
+        acc = 100 * np.array([r["metrics"]["valid_accuracy"] for r in runs])
+        row = {"idea": idea, "train images": runs[0]["metrics"]["n_train"], "seeds": len(runs),
+               "train acc": 100 * np.mean([r["metrics"]["train_accuracy"] for r in runs]),
+               "valid mean": acc.mean(), "valid min": acc.min(), "valid max": acc.max(),
+               "change": None, "beyond spread": None,
+               "seconds": float(np.median([r["metrics"]["train_seconds"] for r in runs]))}
+        if previous is not None:
+            row["change"] = row["valid mean"] - previous["valid mean"]
+            spread = max(acc.max() - acc.min(), previous["valid max"] - previous["valid min"])
+            row["beyond spread"] = "yes" if abs(row["change"]) > spread else "no"
+        out.append(row)
+        previous = row
+    return pd.DataFrame(out).set_index("idea").round(2)

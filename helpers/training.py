@@ -108,21 +108,25 @@ def check_labels(model, X, y, name):
     return y
 
 
-def fit(model, x_train, y_train, x_test=None, y_test=None, *, epochs=10, batch_size=128,
+def fit(model, x_train, y_train, x_valid=None, y_valid=None, *, epochs=10, batch_size=128,
         optimizer="sgd", lr=0.1, momentum=0.0, weight_decay=0.0, schedule="constant",
         augment=False, seed=0, progress=True, desc="training"):
     """Train model in place with mini-batches; return the per-epoch history as a dict of lists.
 
-    x_*: (n, 784) float32 features, y_*: (n,) integer labels. batch_size=None: full batch.
-    optimizer: 'sgd' (momentum if > 0) or 'adam'. augment: random shifts of up to 2 pixels.
-    History keys: epoch, train_loss, train_acc (running means over the epoch's batches),
-    test_loss, test_acc (after the epoch, if test data is given), seconds (training time so far).
+    x_*: (n, 784) float32 features, y_*: (n,) integer labels; the validation set (x_valid,
+    y_valid) is only measured, never learned from. fit never sees the test set: that is
+    measured once, on the final model. batch_size=None: full batch. optimizer: 'sgd'
+    (momentum if > 0) or 'adam'. augment: random shifts of up to 2 pixels.
+    History keys: epoch, train_loss, train_acc (running means over the epoch's batches, taken
+    while the weights still change), valid_loss, valid_acc (after the epoch, if validation data
+    is given), seconds (training time so far, validation excluded).
     """
+    lr = check_lr(lr)
     x_train = model.check_inputs(x_train)
     y_train = check_labels(model, x_train, y_train, "y_train")
-    if x_test is not None:
-        x_test = model.check_inputs(x_test)
-        y_test = check_labels(model, x_test, y_test, "y_test")
+    if x_valid is not None:
+        x_valid = model.check_inputs(x_valid)
+        y_valid = check_labels(model, x_valid, y_valid, "y_valid")
     n = len(x_train)
     batch_size = n if batch_size is None else int(batch_size)
     if epochs < 1 or batch_size < 1:
@@ -138,7 +142,7 @@ def fit(model, x_train, y_train, x_test=None, y_test=None, *, epochs=10, batch_s
     Y_train = one_hot(y_train, model.sizes[-1], model.dtype)
     steps_per_epoch = math.ceil(n / batch_size)
     total, step, seconds = epochs * steps_per_epoch, 0, 0.0
-    history = {k: [] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")}
+    history = {k: [] for k in ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "seconds")}
     shifted = np.empty_like(x_train) if augment else None  # one buffer for every epoch's shifted images
     predicted = np.empty(n, np.intp)
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch")
@@ -161,9 +165,13 @@ def fit(model, x_train, y_train, x_test=None, y_test=None, *, epochs=10, batch_s
             np.argmax(out, axis=1, out=predicted[i:i + batch_size])  # compared with the labels once per epoch
         correct = int((predicted == y_train[perm]).sum())
         seconds += time.perf_counter() - t0
-        test_loss, test_acc = evaluate(model, x_test, y_test) if x_test is not None else (math.nan, math.nan)
-        row = (epoch, loss_sum / n, correct / n, test_loss, test_acc, seconds)
+        valid_loss, valid_acc = evaluate(model, x_valid, y_valid) if x_valid is not None else (math.nan, math.nan)
+        row = (epoch, loss_sum / n, correct / n, valid_loss, valid_acc, seconds)
         for key, value in zip(history, row):
             history[key].append(value)
-        bar.set_postfix(loss=f"{row[1]:.4f}", acc=f"{row[2]:.4f}", test_acc=f"{test_acc:.4f}")
+        bar.set_postfix(loss=f"{row[1]:.4f}", acc=f"{row[2]:.4f}", valid_acc=f"{valid_acc:.4f}")
+    # The loss is checked before each step, so a blow-up on the very last step would go unseen.
+    if not all(np.isfinite(p).all() for p in model.params):
+        raise TrainingDiverged(f"some weights are not finite after epoch {epochs}: "
+                               f"try a smaller learning rate than {lr}")
     return history

@@ -1,4 +1,4 @@
-"""Shared fixtures: MNIST and one model trained with the default recipe, once per test session."""
+"""Shared fixtures: MNIST and the final model of the default recipe (all 60,000 images), once per test session."""
 import pytest
 
 from helpers import data, pipeline
@@ -11,4 +11,4 @@ def mnist():
 
 @pytest.fixture(scope="session")
 def default_model(mnist):
-    return pipeline.train_recipe("default", mnist, progress=False, eval_test_each_epoch=False)["model"]
+    return pipeline.train_recipe("default", mnist, progress=False, final=True)["model"]

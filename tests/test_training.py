@@ -7,8 +7,9 @@ from helpers import data, model_io, nn, pipeline, training
 
 @pytest.fixture(scope="module")
 def small(mnist):
-    (x_train, y_train), (x_test, y_test) = mnist
-    return data.flatten(x_train[:2000]), y_train[:2000].astype(int), data.flatten(x_test[:500]), y_test[:500]
+    (x_train, y_train), _ = mnist
+    return (data.flatten(x_train[:2000]), y_train[:2000].astype(int),
+            data.flatten(x_train[-500:]), y_train[-500:])  # 500 validation images
 
 
 def test_schedules():
@@ -24,13 +25,13 @@ def test_schedules():
 @pytest.mark.parametrize("kwargs", [dict(optimizer="sgd"), dict(optimizer="sgd", momentum=0.9),
                                     dict(optimizer="adam", lr=1e-3), dict(optimizer="sgd", weight_decay=1e-3)])
 def test_every_optimiser_learns(small, kwargs):
-    X, y, X_test, y_test = small
+    X, y, X_valid, y_valid = small
     model = nn.MLP((784, 32, 10), seed=0)
-    history = training.fit(model, X, y, X_test, y_test, epochs=3, batch_size=64, progress=False,
+    history = training.fit(model, X, y, X_valid, y_valid, epochs=3, batch_size=64, progress=False,
                            **{"lr": 0.1, **kwargs})
     assert history["train_loss"][-1] < history["train_loss"][0]
-    assert history["test_acc"][-1] > 0.8
-    assert list(history) == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
+    assert history["valid_acc"][-1] > 0.8
+    assert list(history) == ["epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "seconds"]
     assert history["epoch"] == [1, 2, 3] and np.all(np.diff(history["seconds"]) > 0)
 
 
@@ -70,10 +71,15 @@ def test_divergence_stops_with_a_clear_error(small):
     ((np.zeros((5, 784)), np.zeros(4, int)), {}, r"y_train must be integer labels of shape \(5,\)"),
     ((np.zeros((5, 784)), np.zeros(5)), {}, "y_train must be integer labels"),
     ((np.zeros((5, 784)), np.full(5, 10)), {}, r"y_train must lie in \[0, 10\)"),
-    ((np.zeros((5, 784)), np.zeros(5, int), np.zeros((2, 784)), np.array([0, -1])), {}, "y_test must lie in"),
+    ((np.zeros((5, 784)), np.zeros(5, int), np.zeros((2, 784)), np.array([0, -1])), {}, "y_valid must lie in"),
     ((np.zeros((5, 784)), np.zeros(5, int)), dict(optimizer="rmsprop"), "optimizer must be"),
     ((np.zeros((5, 784)), np.zeros(5, int)), dict(epochs=0), "epochs and batch_size must be >= 1"),
     ((np.zeros((5, 784)), np.zeros(5, int)), dict(schedule="warm"), "schedule must be"),
+    ((np.zeros((5, 784)), np.zeros(5, int)), dict(lr=float("nan")), r"lr must be a finite number > 0, got nan"),
+    ((np.zeros((5, 784)), np.zeros(5, int)), dict(lr=-1), r"lr must be a finite number > 0, got -1"),
+    ((np.zeros((5, 784)), np.zeros(5, int)), dict(lr=0), r"lr must be a finite number > 0, got 0"),
+    ((np.zeros((5, 784)), np.zeros(5, int)), dict(lr=float("inf")), r"lr must be a finite number > 0, got inf"),
+    ((np.zeros((5, 784)), np.zeros(5, int)), dict(lr="fast"), r"lr must be a finite number > 0, got 'fast'"),
 ])
 def test_fit_rejects_bad_arguments(args, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -81,11 +87,74 @@ def test_fit_rejects_bad_arguments(args, kwargs, message):
 
 
 def test_the_original_baseline_reaches_about_90_percent_on_its_samples(mnist):
-    run = pipeline.train_recipe("baseline", mnist, progress=False, eval_test_each_epoch=False)
+    run = pipeline.train_recipe("baseline", mnist, progress=False, validate_each_epoch=False)
     metrics, history = run["metrics"], run["history"]
-    assert 0.87 <= metrics["train_accuracy"] <= 0.96
-    assert metrics["test_accuracy"] < metrics["train_accuracy"]  # 1,000 samples do not generalise fully
-    assert len(history["epoch"]) == 1000 and np.isnan(history["test_acc"]).all()
+    assert metrics["n_train"] == 1000 and 0.87 <= metrics["train_accuracy"] <= 0.96
+    assert metrics["valid_accuracy"] < metrics["train_accuracy"]  # 1,000 samples do not generalise fully
+    assert metrics["test_accuracy"] is None  # measured only by test_once
+    assert len(history["epoch"]) == 1000 and np.isnan(history["valid_acc"]).all()
+    assert pipeline.test_once(run, mnist) == metrics["test_accuracy"] < metrics["train_accuracy"]
+
+
+class Untouchable:
+    """Stands in for the test arrays: any use of them fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the test images were read ({name})")
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("the test images were read (__array__)")
+
+    def __getitem__(self, key):
+        raise AssertionError("the test images were read (__getitem__)")
+
+    def __len__(self):
+        raise AssertionError("the test images were read (__len__)")
+
+
+def test_training_never_reads_the_test_images(mnist):
+    (x_train, y_train), _ = mnist
+    sealed = ((x_train, y_train), (Untouchable(), Untouchable()))
+    recipe = {**pipeline.RECIPES["default"], "epochs": 1, "n_train": 2000}
+    run = pipeline.train_recipe(recipe, sealed, progress=False)
+    assert run["metrics"]["n_train"] == 2000 and run["metrics"]["valid_accuracy"] > 0.5  # chance: 0.1
+    assert run["history"]["valid_acc"][0] == run["metrics"]["valid_accuracy"]  # validation after the epoch
+    final = pipeline.train_recipe(recipe, sealed, progress=False, final=True)
+    assert final["metrics"]["valid_accuracy"] is None
+    runs = pipeline.try_seeds(recipe, sealed, seeds=(0, 1))
+    assert [r["config"]["seed"] for r in runs] == [0, 1]
+    with pytest.raises(AssertionError, match="the test images were read"):
+        pipeline.test_once(run, sealed)  # the stand-in works: measuring the test set does read it
+
+
+def test_validation_is_the_last_10000_training_images(mnist):
+    (x_train, y_train), _ = mnist
+    (x_fit, y_fit), (x_valid, y_valid) = data.split_validation(x_train, y_train)
+    assert x_fit.shape == (50000, 28, 28) and x_valid.shape == (10000, 28, 28) and y_valid.shape == (10000,)
+    assert np.array_equal(x_valid, x_train[50000:]) and np.array_equal(y_fit, y_train[:50000])
+    with pytest.raises(ValueError, match="n_valid must lie in"):
+        data.split_validation(x_train[:10], y_train[:10], n_valid=10)
+
+
+def test_a_blow_up_on_the_last_step_is_caught(small):
+    X, y, _, _ = small
+    model = nn.MLP((784, 8, 10), seed=0)
+    # One full-batch step with a huge learning rate: the loss before it is finite, the weights after it are not.
+    with pytest.raises(training.TrainingDiverged, match="some weights are not finite after epoch 1"):
+        with np.errstate(all="ignore"):
+            training.fit(model, X, y, epochs=1, batch_size=None, lr=1e300, progress=False)
+
+
+def test_table_sets_seeds_side_by_side_and_flags_changes_inside_the_spread():
+    def run(acc, n=50000):
+        return {"metrics": {"valid_accuracy": acc, "train_accuracy": 1.0, "n_train": n, "train_seconds": 1.0}}
+    t = pipeline.table({"a": [run(0.90), run(0.92)], "b": [run(0.93), run(0.935)], "c": [run(0.97), run(0.97)]})
+    assert list(t.index) == ["a", "b", "c"]
+    assert t.loc["a", "valid mean"] == 91.0 and t.loc["a", "valid min"] == 90.0 and t.loc["a", "valid max"] == 92.0
+    assert t.loc["b", "change"] == pytest.approx(2.25) and t.loc["b", "beyond spread"] == "yes"
+    assert t.loc["c", "beyond spread"] == "yes"
+    t = pipeline.table({"a": [run(0.90), run(0.92)], "b": [run(0.905), run(0.915)]})
+    assert t.loc["b", "change"] == 0.0 and t.loc["b", "beyond spread"] == "no"
 
 
 def test_save_and_load_round_trip(tmp_path, small):
@@ -114,6 +183,7 @@ def test_load_rejects_missing_damaged_and_mismatched_files(tmp_path):
     np.savez(tmp_path / "shape.npz", **arrays)
     with pytest.raises(model_io.ModelFileError, match=r"W2 has shape \(17, 10\)"):
         model_io.load_model(tmp_path / "shape.npz")
+    arrays["W2"] = np.zeros((16, 10), np.float32)
     del arrays["activation"]
     np.savez(tmp_path / "partial.npz", **arrays)
     with pytest.raises(model_io.ModelFileError, match="partial.npz: not a model file"):
