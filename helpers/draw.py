@@ -1,10 +1,13 @@
-"""Draw a digit with the mouse in JupyterLab and watch the network read it.
+"""Draw a digit with the mouse in JupyterLab and watch the network read it; Draw.ipynb's figures.
 
 `pad(model)` returns the drawing widget: an ipycanvas Canvas, a Clear button, and live output
-(the 28x28 input, the ten probabilities, the hidden layer). `show(model, picture)` draws the same
-output for any picture, which is how a saved notebook shows an example without a kernel.
-This is the only module that imports the widget libraries.
+(the 28x28 input, the ten probabilities, the hidden units' votes). `show(model, picture)` draws
+the same output for any picture. Where no kernel runs (a code host), the saved pad shows that
+output for `example_drawing()` instead. This is the only module that imports the widget libraries.
 """
+import base64
+import io
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,28 +17,115 @@ from PIL import Image, ImageDraw
 from . import images, plots
 
 SIDE, PEN = 280, 20  # canvas pixels and pen width: 10x MNIST, strokes about as thick as its ink
+SEVEN = (((95, 60), (200, 60), (120, 230)), ((110, 145), (185, 145)))
+HINT = "Draw a digit in the box with the mouse."
+
+
+def votes(model, digit):
+    """(hidden,) what each unit of the last hidden layer added to `digit`'s score in the model's
+    last forward pass (one image): its activation times its weight to that digit. None without hidden layer."""
+    if model.depth < 2:
+        return None
+    return model.activations[-2][0] * model.params[-2][:, digit]
+
+
+def readout(model, picture, title=None, with_picture=True):
+    """The figure of `show`, or ImageError for a blank picture."""
+    x28, proba, _ = images.read(model, picture)
+    digit = int(np.argmax(proba))
+    return plots.prediction(np.asarray(picture) if with_picture else None, x28, proba,
+                            votes(model, digit), title=title), digit
 
 
 def show(model, picture, title=None, with_picture=True):
     """Display what the network makes of a picture; a clear message if it is blank."""
     try:
-        x28, proba, hidden = images.read(model, picture)
+        fig, digit = readout(model, picture, title, with_picture)
     except images.ImageError as e:
         print(e)
         return None
-    fig = plots.prediction(np.asarray(picture) if with_picture else None, x28, proba, hidden, title=title)
     display(fig)
     plt.close(fig)
-    return int(np.argmax(proba))
+    return digit
 
 
-def example_drawing(strokes=(((95, 60), (200, 60), (120, 230)), ((110, 145), (185, 145)))):
-    """A digit drawn with lines on a white page, as a mouse would draw it: by default a 7."""
+def example_drawing(strokes=SEVEN):
+    """(280, 280) uint8: lines on a white page, as a mouse would draw them; by default a 7."""
     page = Image.new("L", (SIDE, SIDE), 255)
     pen = ImageDraw.Draw(page)
     for stroke in strokes:
         pen.line(stroke, fill=0, width=PEN, joint="curve")
     return np.asarray(page)
+
+
+def steps(picture, title="From a drawing to MNIST's 28x28"):
+    """to_mnist's steps side by side: the picture, the crop to the ink, the 20x20 fit, the 28x28 input."""
+    s = images.mnist_steps(picture)
+    fig, axes = plt.subplots(1, 4, figsize=(11, 3.2))
+    panels = [(picture, "the drawing"), (s["crop"], "inverted, cropped to the ink"),
+              (s["fit"], "scaled to fit 20x20"), (s["mnist"], "centre of mass (+) at the centre")]
+    for ax, (image, caption) in zip(axes, panels):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+        ax.set(xticks=[], yticks=[], title=f"{caption}\n{image.shape[1]}x{image.shape[0]} pixels")
+    ys, xs = np.indices(s["mnist"].shape)
+    mass = s["mnist"].astype(float) / s["mnist"].sum()
+    axes[3].plot((xs * mass).sum(), (ys * mass).sum(), "r+", ms=14)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def not_digits(inputs, probas, names, title="Every input gets a digit"):
+    """Inputs (n, 28, 28) over their probability bars (n, 10), captioned with names."""
+    fig, axes = plt.subplots(2, len(inputs), figsize=(3 * len(inputs), 5), height_ratios=[1.3, 1])
+    for (top, bottom), x, proba, name in zip(axes.T, inputs, probas, names):
+        top.imshow(np.reshape(x, (28, 28)), cmap="gray")
+        top.set(xticks=[], yticks=[], title=name)
+        plots.probabilities(proba, ax=bottom, title=f"{int(np.argmax(proba))} with {np.max(proba):.1%}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def shifted(x, right, down):
+    """x: (n, 28, 28) moved right and down by whole pixels, zero fill (no re-centring)."""
+    out = np.zeros_like(x)
+    out[:, down:, right:] = x[:, :28 - down, :28 - right]
+    return out
+
+
+def shift_curve(shifts, accuracies, title="Test accuracy of the MLP on shifted digits"):
+    """One line per direction: accuracies {label: [accuracy per shift]}; the axis starts at 0."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    for label, acc in accuracies.items():
+        ax.plot(shifts, acc, "o-", label=label)
+    ax.axhline(0.1, color="grey", ls=":", label="chance (10%)")
+    ax.set(xlabel="shift (pixels)", ylabel="test accuracy", ylim=(0, 1), xticks=shifts, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    return fig
+
+
+class Pad(widgets.HBox):
+    """The drawing pad. Its saved output also carries a line of text and a picture of what it
+    shows for the example 7, which a page without a widget manager (a code host) shows instead."""
+
+    fallback_png = ""  # base64, as IPython stores images
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = "[Drawing pad: it needs a running kernel. Here is what it shows for a drawn 7.]"
+        if self.fallback_png:
+            bundle["image/png"] = self.fallback_png
+        return bundle
+
+
+def png(fig):
+    """A figure as base64 PNG text; the figure is closed."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=72)
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def pad(model):
@@ -46,7 +136,7 @@ def pad(model):
                     layout=widgets.Layout(border="1px solid #999", width=f"{SIDE}px", height=f"{SIDE}px"))
     canvas.stroke_style, canvas.line_width, canvas.line_cap, canvas.line_join = "black", PEN, "round", "round"
     clear = widgets.Button(description="Clear", icon="eraser")
-    status = widgets.HTML("Draw a digit in the box with the mouse.")
+    status = widgets.HTML(HINT)
     output = widgets.Output()
     pen = {"down": False, "at": None}
 
@@ -56,7 +146,7 @@ def pad(model):
         with output:
             output.clear_output(wait=True)
             digit = show(model, canvas.get_image_data(), with_picture=False)  # the canvas is beside it
-        status.value = "Draw a digit in the box with the mouse." if digit is None else f"<b>Prediction: {digit}</b>"
+        status.value = HINT if digit is None else f"<b>Prediction: {digit}</b>"
 
     def down(x, y):
         pen.update(down=True, at=(x, y))
@@ -73,7 +163,7 @@ def pad(model):
     def wipe(_):
         canvas.clear()
         output.clear_output()
-        status.value = "Draw a digit in the box with the mouse."
+        status.value = HINT
 
     canvas.on_mouse_down(down)
     canvas.on_mouse_move(move)
@@ -81,4 +171,6 @@ def pad(model):
     canvas.observe(update, "image_data")  # the drawing reaches the kernel a moment after the stroke
     clear.on_click(wipe)
     pad_column = widgets.VBox([canvas, clear], layout=widgets.Layout(min_width=f"{SIDE + 10}px"))
-    return widgets.HBox([pad_column, widgets.VBox([status, output])])
+    widget = Pad([pad_column, widgets.VBox([status, output])])
+    widget.fallback_png = png(readout(model, example_drawing(), title="What the pad shows for a drawn 7")[0])
+    return widget

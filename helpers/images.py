@@ -49,23 +49,34 @@ def to_mnist(image, name="image"):
 
     Raises ImageError for an unreadable file or a blank (or almost blank) picture.
     """
+    return mnist_steps(image, name)["mnist"]
+
+
+def mnist_steps(image, name="image"):
+    """The steps of to_mnist, each kept as an image so that a notebook can show them:
+
+    page: (h, w) float64, the picture as light ink on a page of exactly 0;
+    crop: (h', w') float64, cut to the ink's bounding box;
+    fit: (at most 20, at most 20) float32 in 0..255, scaled so that its longer side is 20;
+    mnist: (28, 28) uint8, the fit placed so that its centre of mass is at the centre (to_mnist's result).
+    """
     name = str(image) if isinstance(image, (str, Path)) else name
     a = _grayscale(image, name)
     background = np.median(np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]))  # the page, seen at the edges
     if background > 127:  # dark ink on a light page: invert to MNIST's light-on-dark
         a, background = 255.0 - a, 255.0 - background
-    a = np.clip(a - background, 0, 255)  # the page becomes exactly 0
-    if a.max() < 32 or (a > INK_FRACTION * a.max()).sum() < 0.001 * a.size + 2:
+    page = np.clip(a - background, 0, 255)  # the page becomes exactly 0
+    if page.max() < 32 or (page > INK_FRACTION * page.max()).sum() < 0.001 * page.size + 2:
         raise ImageError(f"{name}: the picture is blank or almost blank; draw or photograph a digit")
-    rows, cols = np.nonzero(a > INK_FRACTION * a.max())
-    a = a[rows.min():rows.max() + 1, cols.min():cols.max() + 1]  # crop to the ink's bounding box
-    h, w = a.shape
+    rows, cols = np.nonzero(page > INK_FRACTION * page.max())
+    crop = page[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    h, w = crop.shape
     scale = 20.0 / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))  # Pillow's (width, height)
-    small = np.asarray(Image.fromarray((a * (255.0 / a.max())).astype(np.float32), mode="F")
-                       .resize(size, Image.Resampling.LANCZOS))
-    small = np.clip(small, 0, 255)
-    return _centre_of_mass_in_28(small)
+    fit = np.asarray(Image.fromarray((crop * (255.0 / crop.max())).astype(np.float32), mode="F")
+                     .resize(size, Image.Resampling.LANCZOS))
+    fit = np.clip(fit, 0, 255)  # Lanczos overshoots a little at sharp edges
+    return {"page": page, "crop": crop, "fit": fit, "mnist": _centre_of_mass_in_28(fit)}
 
 
 def read(model, picture):

@@ -119,11 +119,11 @@ def per_digit_accuracy(table, title="Test accuracy per digit"):
     return ax.figure
 
 
-def prediction(drawing, x28, proba, hidden=None, title=None):
+def prediction(drawing, x28, proba, votes=None, title=None):
     """What the network sees and believes: the picture (if drawing is not None), its 28x28 input,
-    the ten probabilities and (optionally) the hidden layer's activations as a square image."""
-    kinds = ["picture"] * (drawing is not None) + ["input", "proba"] + ["hidden"] * (hidden is not None)
-    widths = {"picture": 1, "input": 1, "proba": 2.2, "hidden": 1}
+    the ten probabilities and (optionally) the hidden units' votes for the predicted digit (see `hidden_votes`)."""
+    kinds = ["picture"] * (drawing is not None) + ["input", "proba"] + ["votes"] * (votes is not None)
+    widths = {"picture": 1, "input": 1, "proba": 2.2, "votes": 1.6}
     fig, axes = plt.subplots(1, len(kinds), figsize=(3.1 * len(kinds) + 1.5, 3.0),
                              gridspec_kw={"width_ratios": [widths[k] for k in kinds]})
     ax = dict(zip(kinds, axes))
@@ -133,14 +133,28 @@ def prediction(drawing, x28, proba, hidden=None, title=None):
     ax["input"].imshow(x28, cmap="gray")
     ax["input"].set(xticks=[], yticks=[], title="what the network gets (28x28)")
     probabilities(proba, ax=ax["proba"], title=f"prediction: {int(np.argmax(proba))} ({np.max(proba):.0%})")
-    if hidden is not None:
-        side = int(np.ceil(np.sqrt(hidden.size)))
-        ax["hidden"].imshow(np.pad(hidden, (0, side * side - hidden.size)).reshape(side, side), cmap="magma")
-        ax["hidden"].set(xticks=[], yticks=[], title=f"{hidden.size} hidden units")
+    if votes is not None:
+        hidden_votes(votes, int(np.argmax(proba)), ax=ax["votes"])
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def hidden_votes(votes, digit, k=8, ax=None):
+    """The k hidden units that move the digit's score most, as horizontal bars (largest on top).
+
+    votes: (hidden,) activation x weight from each unit to the digit; the score is their sum plus a bias.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 2.8))
+    top = np.argsort(-np.abs(votes), kind="stable")[:k][::-1]
+    ax.barh(range(len(top)), votes[top], color=["tab:orange" if v > 0 else "tab:blue" for v in votes[top]])
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set(yticks=range(len(top)), yticklabels=[f"unit {u}" for u in top], xlabel=f"adds to the score of {digit}",
+           title=f"hidden units voting for {digit}")
+    ax.tick_params(axis="y", labelsize=7)
+    return ax.figure
 
 
 def activations(lo=-5.0, hi=5.0):

@@ -65,12 +65,25 @@ def test_database_view_runs_clean(executed):
 def test_draw_runs_clean_and_shows_an_example_without_a_kernel(executed):
     _, _, drawing, _ = executed
     assert_clean(drawing)
+    import re  # only this test parses printed numbers
+
     printed = "".join(out.get("text", "") for out in outputs(drawing))
-    assert "accuracy on the 1,000 originals:" in printed
-    example = [out for out in outputs(drawing) if "image/png" in out.get("data", {})]
-    assert len(example) == 1  # the saved notebook shows what the canvas shows
-    widget = outputs(drawing)[-1]
-    assert "application/vnd.jupyter.widget-view+json" in widget["data"]
+    assert "accuracy on the 1,000 originals:" in printed and "probability of 7: 9" in printed
+    answers = re.findall(r"(random noise|a drawn [A-Z]): (\d) with (\d+\.\d)%", printed)
+    assert [name for name, _, _ in answers] == ["random noise"] + [f"a drawn {c}" for c in "AXHNW"]
+    assert max(float(p) for _, _, p in answers) >= 90  # the text: some get a confident digit
+    above_90 = re.search(r"1,000 noise images: median confidence [\d.]+%, ([\d.]+)% of them above 90%", printed)
+    assert float(above_90.group(1)) > 0  # the text: noise reaches 90%
+    diagonal = re.search(r"right and down:(.*)", printed).group(1)
+    accuracy = [float(a) for a in re.findall(r"\dpx (\d+\.\d)%", diagonal)]
+    assert len(accuracy) == 7 and accuracy[0] >= 98 and accuracy[-1] < 50  # the text: it collapses
+    moved, recentred = map(float, re.search(r"down: ([\d.]+)%; re-centred by to_mnist: ([\d.]+)%", printed).groups())
+    assert recentred >= 90 and recentred > moved + 50  # the text: re-centring saves a moved digit
+    figures = [out for out in outputs(drawing) if "image/png" in out.get("data", {})]
+    assert len(figures) == 6  # steps, votes, weights, not-digits, shifts, and the pad's stand-in
+    pad = outputs(drawing)[-1]["data"]  # live in JupyterLab; the example 7 and a line of text elsewhere
+    assert "application/vnd.jupyter.widget-view+json" in pad and "image/png" in pad
+    assert pad["text/plain"].startswith("[Drawing pad: it needs a running kernel.")
 
 
 def shown_error(name):
