@@ -224,10 +224,14 @@ def float_mask(model):
 
 
 def time_to_accuracy(dataset, recipe):
+    """The recipe on 50,000 images, validated after every epoch (time to each validation threshold), then
+    its final model on all 60,000 images, measured once on the test set (the protocol of the notebook)."""
     run = pipeline.train_recipe(recipe, dataset, progress=False)
     h = run["history"]
-    first = {t: next((s for a, s in zip(h["test_acc"], h["seconds"]) if a >= t), None) for t in (0.98, 0.985, 0.99)}
-    return run, first
+    first = {t: next((s for a, s in zip(h["valid_acc"], h["seconds"]) if a >= t), None) for t in (0.98, 0.985, 0.99)}
+    final = pipeline.train_recipe(recipe, dataset, progress=False, final=True)
+    pipeline.test_once(final, dataset)
+    return final, first
 
 
 def inference_and_storage(model, dataset, repeats):
@@ -240,8 +244,9 @@ def inference_and_storage(model, dataset, repeats):
         predict.append(len(X_test) / (time.perf_counter() - t))
         with tempfile.TemporaryDirectory() as tmp:
             run = dict(name="bench", config={}, dataset="mnist", history={k: [] for k in (
-                "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")},
-                metrics=dict(train_accuracy=0, test_accuracy=0, train_loss=0, test_loss=0, train_seconds=0),
+                "epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "seconds")},
+                metrics=dict(train_accuracy=0, test_accuracy=0, train_loss=0, test_loss=0, train_seconds=0,
+                             n_train=60_000),
                 started_at="", finished_at="", versions={}, predictions={"test": (x_test, y_test, proba)})
             path = Path(tmp) / "bench.db"
             db.connect(path).close()  # create the schema first: time only the run's transaction
@@ -449,10 +454,12 @@ def main():
         "",
         "## 3. Time to accuracy",
         "",
-        "Training seconds (test evaluation excluded) until the test accuracy, measured after each epoch, first "
-        "reaches a threshold.",
+        "Training seconds (validation excluded) on the first 50,000 training images until the validation "
+        "accuracy (the last 10,000 training images), measured after each epoch, first reaches a threshold; then "
+        "the final model, the same recipe trained on all 60,000 images, measured once on the 10,000 test images.",
         "",
-        "| recipe | 98.0% | 98.5% | 99.0% | final test accuracy | training seconds |",
+        "| recipe | valid 98.0% | valid 98.5% | valid 99.0% | final model: test accuracy | final model: training "
+        "seconds |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
 
@@ -469,8 +476,8 @@ def main():
                             long_run[0]["history"]["seconds"][-1] <= 600)
     L += [
         "",
-        f"Targets: 98.0% within 8 s: {verdict(t98 is not None and t98 <= 8)}; default recipe at least 98.5% within "
-        f"60 s: {verdict(default_run['metrics']['test_accuracy'] >= 0.985 and h['seconds'][-1] <= 60)}"
+        f"Targets: validation accuracy 98.0% within 8 s: {verdict(t98 is not None and t98 <= 8)}; the default "
+        f"recipe's final model at least 98.5% test accuracy within 60 s: {verdict(default_run['metrics']['test_accuracy'] >= 0.985 and h['seconds'][-1] <= 60)}"
         + ("" if not long_run else f"; long recipe at least 99.0% within 600 s: {verdict(long_ok)}")
         + ".",
         "",
