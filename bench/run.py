@@ -477,7 +477,8 @@ def main():
     L += [
         "",
         f"Targets: validation accuracy 98.0% within 8 s: {verdict(t98 is not None and t98 <= 8)}; the default "
-        f"recipe's final model at least 98.5% test accuracy within 60 s: {verdict(default_run['metrics']['test_accuracy'] >= 0.985 and h['seconds'][-1] <= 60)}"
+        f"recipe's final model at least 98.5% test accuracy within 60 s: "
+        f"{verdict(default_run['metrics']['test_accuracy'] >= 0.985 and h['seconds'][-1] <= 60)}"
         + ("" if not long_run else f"; long recipe at least 99.0% within 600 s: {verdict(long_ok)}")
         + ".",
         "",
