@@ -9,6 +9,7 @@ benchmark all call these, so they share one code path. A recipe is a plain dict:
 MLP's `sizes`, `activation` and `loss`, `n_train` (how many training images to use;
 None for all of them) and the keyword arguments of `training.fit`.
 """
+import inspect
 import platform
 import sqlite3
 from datetime import datetime, timezone
@@ -114,17 +115,35 @@ def save_run(db_path, run, dataset, dataset_name="mnist"):
                        versions=versions(), predictions=predictions)
 
 
-def try_seeds(recipe, dataset, seeds=(0, 1, 2), name="run"):
+def change(recipes, name, base, **changes):
+    """recipes[name] = recipes[base] with changes; print the change as a diff and return the recipe.
+
+    Each notebook cell names the recipe it starts from, so running it again gives the same recipe.
+    """
+    defaults = {p.name: p.default for p in inspect.signature(training.fit).parameters.values()
+                if p.kind == p.KEYWORD_ONLY and p.name not in ("seed", "progress", "desc")}  # train_recipe's
+    settings = {*MODEL_KEYS, "n_train", *defaults}
+    unknown = sorted(set(changes) - settings)
+    if unknown:
+        raise KeyError(f"{unknown} are not recipe settings; a recipe takes {sorted(settings)}")
+    recipes[name] = {**recipes[base], **changes}
+    print(f"{name} = {base}, with " + ", ".join(
+        f"{key}: {recipes[base].get(key, defaults.get(key))!r} -> {value!r}" for key, value in changes.items()))
+    return recipes[name]
+
+
+def try_seeds(recipe, dataset, seeds=(0, 1, 2), name="run", curves=True):
     """Train recipe once per seed on the 50,000 training images; return the runs.
 
-    One progress bar counts the seeds and shows each run's validation accuracy. Only the first
-    seed's run validates after every epoch (for its curves); the others are measured at the end.
+    One progress bar counts the seeds and shows each run's validation accuracy. With curves,
+    the first seed's run is validated after every epoch (for its curves); every run is
+    validated at the end.
     """
     runs = []
     bar = tqdm(seeds, desc=name, unit="seed")
     for seed in bar:
         runs.append(train_recipe(recipe, dataset, seed=seed, name=name, progress=False,
-                                 validate_each_epoch=seed == seeds[0]))
+                                 validate_each_epoch=curves and seed == seeds[0]))
         bar.set_postfix(valid_acc=" ".join(f"{r['metrics']['valid_accuracy']:.4f}" for r in runs))
     return runs
 

@@ -188,3 +188,14 @@ def test_load_rejects_missing_damaged_and_mismatched_files(tmp_path):
     np.savez(tmp_path / "partial.npz", **arrays)
     with pytest.raises(model_io.ModelFileError, match="partial.npz: not a model file"):
         model_io.load_model(tmp_path / "partial.npz")
+
+
+def test_change_prints_the_diff_and_rejects_a_setting_that_does_not_exist(capsys):
+    recipes = {"baseline": pipeline.RECIPES["baseline"]}
+    recipe = pipeline.change(recipes, "momentum", "baseline", momentum=0.9, lr=0.05)
+    assert capsys.readouterr().out == "momentum = baseline, with momentum: 0.0 -> 0.9, lr: 0.5 -> 0.05\n"
+    assert recipes["momentum"] is recipe and recipe == {**pipeline.RECIPES["baseline"], "momentum": 0.9, "lr": 0.05}
+    assert pipeline.RECIPES["baseline"]["lr"] == 0.5  # the base recipe is not modified
+    with pytest.raises(KeyError, match=r"\['weight_dacay'\] are not recipe settings"):
+        pipeline.change(recipes, "typo", "baseline", weight_dacay=1e-4)
+    assert "typo" not in recipes
