@@ -5,6 +5,7 @@ Images are (n, 28, 28) uint8 or (n, 784) floats; histories are the dicts `traini
 """
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from . import nn
 
@@ -36,21 +37,23 @@ def label_counts(y, title="How many images of each digit"):
     return fig
 
 
-def history(histories, title="Training curves"):
-    """Loss and accuracy per epoch, train (solid) and test (dashed), for one or more named runs."""
+def history(histories, title="Training curves", loss="cross-entropy"):
+    """Loss and accuracy per epoch for one or more named runs: train (solid), validation (dashed) and,
+    for runs recorded under the old protocol, test (dotted), where measured. loss: the loss's name."""
     if "epoch" in histories:
         histories = {"": histories}
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
     for (name, h), color in zip(histories.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
         prefix = f"{name} " if name else ""
         for ax, key in ((ax_loss, "loss"), (ax_acc, "acc")):
-            ax.plot(h["epoch"], h[f"train_{key}"], color=color, label=f"{prefix}train")
-            test = np.asarray(h[f"test_{key}"], dtype=float)  # SQL NULL (not measured) becomes NaN
-            if not np.all(np.isnan(test)):
-                ax.plot(h["epoch"], test, "--", color=color, label=f"{prefix}test")
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss", yscale="log")
+            for split, style in (("train", "-"), ("valid", "--"), ("test", ":")):
+                values = np.asarray(h.get(f"{split}_{key}", []), dtype=float)  # SQL NULL (not measured) is NaN
+                if values.size and not np.all(np.isnan(values)):
+                    ax.plot(h["epoch"], values, style, color=color, label=f"{prefix}{split}")
+    ax_loss.set(xlabel="epoch", ylabel=f"{loss} (log scale)", title="Loss", yscale="log")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(title)
