@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CHROMIUM ?= chromium
 EXECUTE := $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200
 
-.PHONY: run test lint e2e bench long clean
+.PHONY: run test lint e2e bench long clean lab
 
 run: $(VENV)/.run-deps
 	$(EXECUTE) notebooks/Neural_net.ipynb
@@ -17,6 +17,12 @@ run: $(VENV)/.run-deps
 
 test: $(VENV)/.dev-deps lint
 	$(BIN)/python -m pytest
+
+# JupyterLab from .venv at the repository root, Neural_net.ipynb open. Its app settings come from
+# lab-settings/ (overrides.json: no pop-up asking to fetch Jupyter news). LAB_ARGS: e.g. --no-browser.
+lab: $(VENV)/.run-deps
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.app_settings_dir="$(CURDIR)/lab-settings" \
+		$(LAB_ARGS) notebooks/Neural_net.ipynb
 
 e2e: $(VENV)/.e2e-deps  # the browser test: JupyterLab + headless Chromium, a digit drawn with the mouse
 	@command -v $(CHROMIUM) >/dev/null || { echo "installing Debian's chromium"; \
