@@ -113,15 +113,6 @@ def probabilities(proba, ax=None, title="What the network believes"):
     return ax.figure
 
 
-def per_digit_accuracy(table, title="Test accuracy per digit"):
-    """table: DataFrame indexed by digit, one column of accuracies per run."""
-    ax = table.plot.bar(figsize=(9, 3.5), rot=0, width=0.8)
-    low = max(0.0, float(np.nanmin(table.to_numpy())) - 0.02)
-    ax.set(xlabel="digit", ylabel="accuracy", ylim=(low, 1.0), title=title)
-    ax.legend(title="run", fontsize=8)
-    return ax.figure
-
-
 def prediction(drawing, x28, proba, votes=None, title=None):
     """What the network sees and believes: the picture (if drawing is not None), its 28x28 input,
     the ten probabilities and (optionally) the hidden units' votes for the predicted digit (see `hidden_votes`)."""

@@ -57,9 +57,23 @@ def test_neural_net_runs_clean_and_writes_two_runs(executed):
 
 
 def test_database_view_runs_clean(executed):
-    _, viewer, _, _ = executed
+    _, viewer, _, tmp = executed
     assert_clean(viewer)
-    assert sum(1 for out in outputs(viewer) if "image/png" in out.get("data", {})) >= 5
+    assert sum(1 for out in outputs(viewer) if "image/png" in out.get("data", {})) >= 7
+    assert str(tmp) not in json.dumps([out for out in outputs(viewer)])  # no path of this machine saved
+    conn = sqlite3.connect(tmp / "database.db")  # the self-join's counts, recomputed here without SQL joins
+    (base,), (final,) = conn.execute("SELECT id FROM runs ORDER BY id").fetchall()
+    query = "SELECT idx, predicted = label FROM predictions WHERE run_id = ? AND split = 'test'"
+    right = {run: dict(conn.execute(query, (run,)).fetchall()) for run in (base, final)}
+    conn.close()
+    fixed = sum(right[final][i] and not right[base][i] for i in right[base])
+    broken = sum(right[base][i] and not right[final][i] for i in right[base])
+    printed = "".join(out.get("text", "") for out in outputs(viewer))
+    assert f"the baseline got wrong and the final model right: {fixed}; the reverse: {broken}" in printed
+    assert "same margins as SQL: True" in printed
+    explorer = outputs(viewer)[-1]["data"]  # the live widget, and what a page without a kernel shows
+    assert "application/vnd.jupyter.widget-view+json" in explorer and "image/png" in explorer
+    assert explorer["text/plain"].startswith(f"[Explorer: it needs a running kernel. What it shows first: Run {final}")
 
 
 def test_draw_runs_clean_and_shows_an_example_without_a_kernel(executed):
