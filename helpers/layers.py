@@ -1,0 +1,195 @@
+"""Layers for a convolutional network in NumPy, each with its forward and backward pass side by side.
+
+For: seeing how a convolution, max-pooling, a dense layer and ReLU compute their output and pass
+the gradient back, written out the way cs231n's layers.py and Nielsen's network.py are, and fast
+enough to train on a CPU. The convolution is im2col: every k x k window of the input becomes one
+row of a matrix (`sliding_window_view` finds the windows without copying), and one matrix product
+with the filters gives every output pixel at once. Leaves out: strides other than 1, dilation,
+groups, batch normalisation, dropout, GPUs, automatic differentiation. The model that stacks these
+layers is `convnet.py`; the fully connected `nn.MLP` keeps its own code for the first notebook.
+
+Layout NCHW: x (n, c, h, w), n images of c channels of h x w pixels.
+Every layer has `params` (its arrays, updated in place by training) and `grads` ([] for both if none)
+and two methods:
+    out = forward(x)        keeps what backward needs
+    dx = backward(dout)     dout = dloss/dout, returns dloss/dx and sets `grads` (same order as params)
+"""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .nn import init_weights
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_x(name, x, ndim, channels):
+    if x.ndim != ndim or x.shape[1] != channels:
+        want = "(n, {}, h, w)" if ndim == 4 else "(n, {})"
+        raise ValueError(f"{name}: x must have shape {want.format(channels)}, got {x.shape}")
+
+
+class Conv2D:
+    """Convolution with stride 1 and `padding` zeros on every side (a cross-correlation, as in
+    every deep-learning library: the filter is not flipped).
+
+    x (n, c_in, h, w) -> out (n, c_out, h + 2p - k + 1, w + 2p - k + 1).
+    W (c_in * k * k, c_out): row c*k*k + i*k + j is the weight of input channel c at kernel offset
+    (i, j), so W[:, o].reshape(c_in, k, k) is filter o; b (c_out,). He initialisation (fan-in c_in*k*k).
+    input_grad=False skips dloss/dx (backward returns None): a first layer needs no gradient of pixels.
+    """
+
+    def __init__(self, c_in, c_out, k, padding=0, rng=0, dtype=np.float32):
+        self.c_in, self.c_out = _check_int("c_in", c_in, 1), _check_int("c_out", c_out, 1)
+        self.k, self.padding = _check_int("k", k, 1), _check_int("padding", padding, 0)
+        rng = np.random.default_rng(rng)  # a Generator is used as it is, an int seeds a new one
+        self.W = init_weights(rng, self.c_in * self.k ** 2, self.c_out, "relu", dtype)
+        self.b = np.zeros(self.c_out, dtype)
+        self.params, self.input_grad = [self.W, self.b], True
+
+    def __repr__(self):
+        return f"Conv2D({self.c_in}, {self.c_out}, k={self.k}, padding={self.padding})"
+
+    def forward(self, x):
+        _check_x("Conv2D", x, 4, self.c_in)
+        n, c, h, w = x.shape
+        k, p = self.k, self.padding
+        ho, wo = h + 2 * p - k + 1, w + 2 * p - k + 1
+        if ho < 1 or wo < 1:
+            raise ValueError(f"Conv2D: a {h}x{w} input with padding {p} is smaller than the {k}x{k} kernel")
+        if p:
+            x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        windows = sliding_window_view(x, (k, k), axis=(2, 3))  # (n, c, ho, wo, k, k): a view, nothing copied
+        # im2col: one row per output pixel, its c*k*k inputs in W's row order. The reshape is the one copy.
+        self.cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * k * k)
+        self.x_shape = (n, c, h, w)
+        out = self.cols @ self.W  # (n*ho*wo, c_out): every output pixel of every image in one product
+        out += self.b
+        return out.reshape(n, ho, wo, self.c_out).transpose(0, 3, 1, 2)  # NCHW view of NHWC memory, no copy
+
+    def backward(self, dout):
+        n, c, h, w = self.x_shape
+        k, p = self.k, self.padding
+        _, c_out, ho, wo = dout.shape
+        d = dout.transpose(0, 2, 3, 1).reshape(n * ho * wo, c_out)  # rows in the order of self.cols
+        self.grads = [self.cols.T @ d, d.sum(axis=0)]  # as a dense layer's, with im2col rows as samples
+        if not self.input_grad:
+            return None
+        # dloss/dcols = d W^T, with W's rows reordered (i, j, c) so that each kernel offset holds
+        # one contiguous slice of c values per output pixel.
+        W_ijc = self.W.reshape(c, k, k, c_out).transpose(1, 2, 0, 3).reshape(k * k * c, c_out)
+        dcols = (d @ W_ijc.T).reshape(n, ho, wo, k, k, c)
+        # col2im: the output pixel (y, x) read the input pixel (y + i, x + j) at offset (i, j), so it
+        # sends its gradient back there. k*k shifted additions instead of a scatter over every window.
+        dx = np.zeros((n, h + 2 * p, w + 2 * p, c), dout.dtype)
+        for i in range(k):
+            for j in range(k):
+                dx[:, i:i + ho, j:j + wo] += dcols[:, :, :, i, j]
+        return dx[:, p:p + h, p:p + w].transpose(0, 3, 1, 2)  # padding dropped; NCHW view again
+
+
+class MaxPool2D:
+    """Max-pooling over non-overlapping size x size windows (stride = size).
+
+    x (n, c, h, w) -> out (n, c, h // size, w // size); a last row or column that does not fill a
+    window is dropped (as PyTorch does) and gets a zero gradient.
+    Backward routes each window's gradient to its maximum. Ties: to the first maximum in row-major
+    order within the window (as numpy.argmax and PyTorch), so every window passes its gradient to
+    exactly one input; sending it to every tied input would multiply it. After a ReLU, ties are
+    mostly windows of zeros, whose gradient the ReLU stops anyway.
+    """
+
+    def __init__(self, size=2):
+        self.size, self.params, self.grads = _check_int("size", size, 1), [], []
+
+    def __repr__(self):
+        return f"MaxPool2D({self.size})"
+
+    def _offsets(self, x):
+        """The size*size strided views x[:, :, i::s, j::s], one per position (i, j) in the window."""
+        s, ho, wo = self.size, x.shape[2] // self.size, x.shape[3] // self.size
+        return [x[:, :, i:ho * s:s, j:wo * s:s] for i in range(s) for j in range(s)]
+
+    def forward(self, x):
+        if x.ndim != 4 or x.shape[2] < self.size or x.shape[3] < self.size:
+            raise ValueError(f"MaxPool2D: x must have shape (n, c, h, w) with h, w >= {self.size}, got {x.shape}")
+        views = self._offsets(x)
+        out = views[0].copy()
+        for v in views[1:]:
+            np.maximum(out, v, out=out)
+        self.x_shape, self.first = x.shape, []  # first[m]: position m holds its window's first maximum
+        taken = np.zeros(out.shape, bool)
+        for v in views:
+            is_first = (v == out) & ~taken
+            taken |= is_first
+            self.first.append(is_first)
+        return out
+
+    def backward(self, dout):
+        dx = np.zeros(self.x_shape, dout.dtype)
+        for view, is_first in zip(self._offsets(dx), self.first):
+            np.multiply(dout, is_first, out=view)
+        return dx
+
+
+class ReLU:
+    """max(x, 0), elementwise, for any shape; its gradient passes where x > 0 (0 at x = 0, as nn.relu_prime)."""
+
+    params, grads = [], []  # no weights
+
+    def __repr__(self):
+        return "ReLU()"
+
+    def forward(self, x):
+        self.mask = x > 0
+        return np.maximum(x, 0)
+
+    def backward(self, dout):
+        return dout * self.mask
+
+
+class Flatten:
+    """(n, c, h, w) -> (n, c*h*w), in NCHW order (channel by channel); backward restores the shape."""
+
+    params, grads = [], []  # no weights
+
+    def __repr__(self):
+        return "Flatten()"
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.reshape(len(x), -1)
+
+    def backward(self, dout):
+        return dout.reshape(self.x_shape)
+
+
+class Dense:
+    """Fully connected, as a layer of nn.MLP: out = x W + b. x (n, d_in) -> out (n, d_out).
+
+    W (d_in, d_out) from nn.init_weights: He for a layer followed by ReLU (activation="relu"),
+    Xavier/Glorot for the output layer (activation="output"); b (d_out,).
+    """
+
+    def __init__(self, d_in, d_out, rng=0, dtype=np.float32, activation="relu"):
+        self.d_in, self.d_out = _check_int("d_in", d_in, 1), _check_int("d_out", d_out, 1)
+        self.W = init_weights(np.random.default_rng(rng), self.d_in, self.d_out, activation, dtype)
+        self.b = np.zeros(self.d_out, dtype)
+        self.params = [self.W, self.b]
+
+    def __repr__(self):
+        return f"Dense({self.d_in}, {self.d_out})"
+
+    def forward(self, x):
+        _check_x("Dense", x, 2, self.d_in)
+        self.x = x
+        out = x @ self.W
+        out += self.b
+        return out
+
+    def backward(self, dout):
+        self.grads = [self.x.T @ dout, dout.sum(axis=0)]
+        return dout @ self.W.T
