@@ -1,4 +1,4 @@
-"""The notebook's pipeline as a command: `python -m helpers train|predict|report|build-data`.
+"""The notebook's pipeline as a command: `python -m helpers train|predict|report|build-data|migrate`.
 
 Run `python -m helpers --help` (or `python -m helpers train --help`) for the options.
 """
@@ -6,7 +6,36 @@ import argparse
 import json
 import sys
 
-from . import data, db, model_io, paths, pipeline
+from . import data, db, model_io, paths, pipeline, training
+
+MAX_TRAIN_BYTES = 2 * 2**30  # a network needing more than this is refused before training
+
+
+def _positive(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _lr(text):
+    try:
+        return training.check_lr(text, name="the learning rate")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def memory_needed(sizes, batch_size, n_eval=10_000):
+    """Bytes of float32 a training of this network needs, roughly: each weight four times (itself,
+    its gradient, momentum, scratch) and three arrays per layer for the largest batch."""
+    weights = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    return 4 * (4 * weights + 3 * max(batch_size or 60_000, n_eval) * sum(sizes))
 
 
 def train(args):
@@ -18,80 +47,136 @@ def train(args):
         recipe["sizes"] = (784, *args.hidden, 10)
     if args.activation is not None:
         recipe["activation"] = args.activation
+    need = memory_needed(recipe["sizes"], recipe["batch_size"])
+    if need > MAX_TRAIN_BYTES:
+        sys.exit(f"error: sizes {list(recipe['sizes'])} with batches of {recipe['batch_size']} would need about "
+                 f"{need / 2**30:.1f} GiB of memory, more than the {MAX_TRAIN_BYTES / 2**30:.0f} GiB allowed; "
+                 f"choose fewer hidden units (--hidden) or a smaller --batch-size")
+    # Output paths are checked now, not after minutes of training.
+    if args.save:
+        model_io.check_writable(args.save)
+    if not args.no_db:
+        db.check_writable(args.db)
     print(f"recipe {args.recipe}: {json.dumps(recipe)}")
     dataset = data.load_mnist(args.data)
-    run = pipeline.train_recipe(recipe, dataset, seed=args.seed, name=args.recipe, progress=not args.quiet)
+    run = pipeline.train_recipe(recipe, dataset, seed=args.seed, name=args.recipe, progress=not args.quiet,
+                                final=args.final)
+    metrics = run["metrics"]
+    if not args.final:
+        print(f"validation accuracy {metrics['valid_accuracy']:.4f} (the last {data.N_VALID:,} training images, "
+              f"not trained on)")
+    pipeline.test_once(run, dataset)
     if args.save:
-        print(f"model saved to {model_io.save_model(run['model'], args.save)}")
+        print(f"model saved to {paths.shown(model_io.save_model(run['model'], args.save))}")
     if not args.no_db:
         dataset_name = "mnist" if args.data is None else str(args.data)
-        print(f"run {pipeline.save_run(args.db, run, dataset, dataset_name)} written to {args.db}")
-    metrics = run["metrics"]
-    print(f"train accuracy {metrics['train_accuracy']:.4f}, test accuracy {metrics['test_accuracy']:.4f}, "
-          f"{metrics['train_seconds']:.1f} s of training")
+        print(f"run {pipeline.save_run(args.db, run, dataset, dataset_name)} written to {paths.shown(args.db)}")
+    print(f"train accuracy {metrics['train_accuracy']:.4f}, test accuracy {metrics['test_accuracy']:.4f} "
+          f"(test set measured once), {metrics['train_seconds']:.1f} s of training")
+
+
+def describe(row):
+    """One report line for a runs row (id, name, n_train, valid_accuracy, test_accuracy, reported_split,
+    train_seconds, config)."""
+    run_id, name, n_train, valid_acc, test_acc, split, secs, config = row
+    final = json.loads(config).get("final", False)
+    images = f"{n_train:,} images" if n_train is not None else "training images not recorded"
+    if split == "valid":
+        figure = f"validation accuracy {valid_acc:.4f} (validation set; test set not measured)"
+    else:
+        figure = f"test accuracy {test_acc:.4f} ({'final model, ' if final else ''}test set measured once)"
+        if valid_acc is not None:
+            figure += f", validation accuracy {valid_acc:.4f}"
+    seconds = f"{secs:.1f} s of training" if secs is not None else "training time not recorded"
+    return f"run {run_id} ({name}, {images}): {figure}, {seconds}"
 
 
 def report(args):
     conn = db.connect(args.db, readonly=True)
-    rows = conn.execute("SELECT id, name, test_accuracy, train_seconds FROM runs ORDER BY id DESC LIMIT ?",
-                        (args.last,)).fetchall()
+    rows = conn.execute("SELECT id, name, n_train, valid_accuracy, test_accuracy, reported_split, train_seconds,"
+                        " config FROM runs ORDER BY id DESC LIMIT ?", (args.last,)).fetchall()
     conn.close()
     if not rows:
-        sys.exit(f"{args.db}: no runs yet")
-    for run_id, name, acc, secs in reversed(rows):
-        print(f"run {run_id} ({name}): test accuracy {acc:.4f} after {secs:.1f} s of training")
+        sys.exit(f"{paths.shown(args.db)}: no runs yet. {db.HOW_TO_RUN}")
+    for row in reversed(rows):
+        print(describe(row))
 
 
 def predict(args):
     from . import images  # Pillow is only needed here
 
-    model = model_io.load_model(args.model)
-    for path in args.paths:
-        _, proba, _ = images.read(model, path)
+    model = model_io.load_model(args.model, inputs=784, outputs=10)
+    failed = 0
+    for path in args.paths:  # a bad file is reported and the others are still read
+        try:
+            _, proba, _ = images.read(model, path)
+        except images.ImageError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
         top = proba.argsort()[::-1][:3]
         print(f"{path}: {top[0]}  (" + ", ".join(f"{d}: {proba[d]:.3f}" for d in top) + ")")
+    if failed:
+        sys.exit(f"error: {failed} of {len(args.paths)} files could not be read")
 
 
 def build_data(args):
-    print(f"wrote {data.build_npz(args.source, args.dest)}")
+    print(f"wrote {paths.shown(data.build_npz(args.source, args.dest))}")
+
+
+def migrate(args):
+    db.connect(args.db).close()  # opening for writing migrates, in one transaction
+    print(f"{paths.shown(args.db)}: schema version {db.SCHEMA_VERSION}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    db_default = paths.shown(paths.DB_PATH)
     p = sub.add_parser("train", help="train a recipe, write the run to the database, print the accuracy")
     p.add_argument("--recipe", choices=sorted(pipeline.RECIPES), default="default",
                    help="starting point (default: default)")
-    p.add_argument("--hidden", type=int, nargs="+", metavar="N", help="hidden layer sizes, e.g. --hidden 512 256")
+    p.add_argument("--hidden", type=_positive(1), nargs="+", metavar="N",
+                   help="hidden layer sizes, e.g. --hidden 512 256")
     p.add_argument("--activation", choices=["relu", "sigmoid", "tanh"], help="hidden activation")
-    p.add_argument("--epochs", type=int, help="passes over the training set")
-    p.add_argument("--batch-size", type=int, help="samples per gradient step")
-    p.add_argument("--lr", type=float, help="initial learning rate")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights and shuffling (default: 0)")
+    p.add_argument("--epochs", type=_positive(1), help="passes over the training set")
+    p.add_argument("--batch-size", type=_positive(1), help="samples per gradient step")
+    p.add_argument("--lr", type=_lr, help="initial learning rate, a finite number > 0")
+    p.add_argument("--seed", type=_positive(0), default=0, help="seed for weights and shuffling (default: 0)")
+    p.add_argument("--final", action="store_true",
+                   help="train on all 60,000 training images, for a final model: once the recipe was chosen "
+                        "on the validation set (the last 10,000), they can help the model too")
     p.add_argument("--data", help="an .npz or a folder of IDX files (default: data/mnist.npz)")
-    p.add_argument("--db", default=paths.DB_PATH, help=f"SQLite file for the run (default: {paths.DB_PATH})")
+    p.add_argument("--db", default=paths.DB_PATH, help=f"SQLite file for the run (default: {db_default})")
     p.add_argument("--no-db", action="store_true", help="do not write the run to a database")
     p.add_argument("--save", nargs="?", const=paths.MODEL_PATH, metavar="PATH",
-                   help=f"save the trained model (default path: {paths.MODEL_PATH})")
+                   help=f"save the trained model (default path: {paths.shown(paths.MODEL_PATH)})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=train)
     p = sub.add_parser("predict", help="classify your own digit images (PNG, JPEG) with a saved model")
     p.add_argument("paths", nargs="+", help="image files")
-    p.add_argument("--model", default=paths.MODEL_PATH, help=f"saved model (default: {paths.MODEL_PATH})")
+    p.add_argument("--model", default=paths.MODEL_PATH,
+                   help=f"saved model (default: {paths.shown(paths.MODEL_PATH)})")
     p.set_defaults(func=predict)
-    p = sub.add_parser("report", help="print the test accuracy of the latest runs in the database")
-    p.add_argument("--db", default=paths.DB_PATH, help=f"SQLite file (default: {paths.DB_PATH})")
-    p.add_argument("--last", type=int, default=2, help="how many runs (default: 2)")
+    p = sub.add_parser("report", help="print the accuracy of the latest runs in the database")
+    p.add_argument("--db", default=paths.DB_PATH, help=f"SQLite file (default: {db_default})")
+    p.add_argument("--last", type=_positive(1), default=2, help="how many runs (default: 2)")
     p.set_defaults(func=report)
     p = sub.add_parser("build-data", help="rebuild data/mnist.npz from the four original IDX files")
-    p.add_argument("--source", default=paths.SHARED_MNIST, help=f"IDX folder (default: {paths.SHARED_MNIST})")
-    p.add_argument("--dest", default=paths.DATA_PATH, help=f"output .npz (default: {paths.DATA_PATH})")
+    p.add_argument("--source", required=True,
+                   help="folder of the four MNIST IDX files (from Yann LeCun's MNIST page or a mirror)")
+    p.add_argument("--dest", default=paths.DATA_PATH, help="output .npz (default: data/mnist.npz)")
     p.set_defaults(func=build_data)
+    p = sub.add_parser("migrate", help="bring a database of an earlier schema version up to date, every run kept")
+    p.add_argument("--db", default=paths.DB_PATH, help=f"SQLite file (default: {db_default})")
+    p.set_defaults(func=migrate)
     args = parser.parse_args(argv)
     try:
         args.func(args)
     except (ValueError, RuntimeError, ArithmeticError) as e:  # our errors already name the file or argument
         sys.exit(f"error: {e}")
+    except MemoryError:
+        sys.exit(f"error: out of memory while running `{args.command}`; try a smaller network or file")
 
 
 if __name__ == "__main__":

@@ -6,29 +6,67 @@ box keeping its aspect ratio (anti-aliased, so edges become grey levels), then p
 to a PNG/JPEG path or an array (grayscale, RGB or RGBA, light-on-dark or dark-on-light), using
 Pillow for reading and resizing.
 """
+import math
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 INK_FRACTION = 0.1  # a pixel is ink when it is brighter than 10% of the brightest pixel
+MAX_SIDE = 1024  # files are reduced to this while decoding: to_mnist ends at 20x20 anyway
+MAX_PIXELS = 50_000_000  # after JPEG's draft; above this a PNG would need gigabytes to decode
 
 
 class ImageError(ValueError):
     """The picture cannot be read, or holds no digit."""
 
 
+def _read_file(path, name):
+    """An image file -> (h, w) or (h, w, 4) array of at most MAX_SIDE pixels a side, upright.
+
+    Big pictures are reduced while decoding (JPEG's draft) or right after (reduce), so memory
+    stays near 5 bytes per pixel; 16-bit scans are scaled by their own range, not clipped at 255."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if max(w, h) > MAX_SIDE:
+                    im.draft(None, (max(1, w * MAX_SIDE // max(w, h)), max(1, h * MAX_SIDE // max(w, h))))
+                if im.size[0] * im.size[1] > MAX_PIXELS:
+                    raise ImageError(f"{name}: {w}x{h} pixels is too large to read (at most {MAX_PIXELS:,} "
+                                     f"pixels); save a smaller copy of the picture")
+                if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+                    mode = "F"  # 16- and 32-bit grayscale: keep every level, scaled below
+                elif "A" in im.getbands() or "transparency" in im.info:
+                    mode = "RGBA"
+                else:
+                    mode = "L"
+                im = im if im.mode == mode else im.convert(mode)
+                factor = math.ceil(max(im.size) / MAX_SIDE)
+                im = ImageOps.exif_transpose(im.reduce(factor) if factor > 1 else im)  # a phone photo upright
+                a = np.asarray(im, dtype=np.float64)
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"{name}: file not found") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{name}: too large to read ({e})") from None
+    except MemoryError:
+        raise ImageError(f"{name}: too large to read in the memory available") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise ImageError(f"{name}: not an image Pillow can read ({e})") from None
+    if mode == "F":
+        lo, hi = a.min(), a.max()
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    return a
+
+
 def _grayscale(image, name):
     """Any input -> (h, w) float array, 0 = black, 255 = white; transparent pixels count as white."""
     if isinstance(image, (str, Path)):
-        try:
-            with Image.open(image) as im:
-                im = im.convert("RGBA") if "A" in im.getbands() or "transparency" in im.info else im.convert("L")
-                image = np.asarray(im)
-        except FileNotFoundError:
-            raise ImageError(f"{name}: file not found") from None
-        except (UnidentifiedImageError, OSError) as e:
-            raise ImageError(f"{name}: not an image Pillow can read ({e})") from None
+        image = _read_file(image, name)
     a = np.asarray(image, dtype=np.float64)
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))) or a.size == 0:
         raise ImageError(f"{name}: expected a grayscale (h, w) or colour (h, w, 3 or 4) image, got shape {a.shape}")

@@ -1,14 +1,36 @@
-"""Every default path of the project, in one place.
+"""Every default path of the project, in one place, and `shown` for printing a path.
 
 Other modules take paths as arguments and fall back to these. Two environment
 variables let tests and the command line point the notebooks elsewhere without
 editing them: NN_DB_PATH (the SQLite file) and NN_MODEL_PATH (the saved model).
+A relative value is resolved against the repository root (and `~` is expanded), so it
+names the same file from the command line and from a notebook kernel started in notebooks/.
 """
 import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_PATH = ROOT / "data" / "mnist.npz"
-SHARED_MNIST = ROOT.parent / "shared" / "mnist"  # the four original IDX files
-DB_PATH = Path(os.environ.get("NN_DB_PATH", ROOT / "database.db"))
-MODEL_PATH = Path(os.environ.get("NN_MODEL_PATH", ROOT / "models" / "default.npz"))
+
+
+def from_env(name, default):
+    """The path in environment variable `name` (relative to ROOT, `~` expanded), else default."""
+    value = os.environ.get(name)
+    if not value:
+        return Path(default)
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else ROOT / path
+
+
+def shown(path):
+    """path as it should be printed: relative to the repository root when inside it, so saved
+    notebook outputs and logs never hold the absolute path of one machine."""
+    path = Path(path)
+    try:
+        return str(path.absolute().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+DB_PATH = from_env("NN_DB_PATH", ROOT / "database.db")
+MODEL_PATH = from_env("NN_MODEL_PATH", ROOT / "models" / "default.npz")

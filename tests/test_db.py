@@ -262,8 +262,9 @@ def make_v1(path):
 
 
 def dump(path):
-    """Every row of every table of a database file, opened read-only by plain sqlite3."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    """Every row of every table of a database file, read by plain sqlite3 (not read-only: a read-only
+    connection to a WAL file leaves its -wal and -shm files behind)."""
+    conn = sqlite3.connect(path)
     try:
         return ([tuple(r) for r in conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name")],
                 {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
