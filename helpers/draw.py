@@ -77,7 +77,7 @@ def steps(picture, title="From a drawing to MNIST's 28x28"):
 
 def not_digits(inputs, probas, names, title="Every input gets a digit"):
     """Inputs (n, 28, 28) over their probability bars (n, 10), captioned with names."""
-    fig, axes = plt.subplots(2, len(inputs), figsize=(3 * len(inputs), 5), height_ratios=[1.3, 1])
+    fig, axes = plt.subplots(2, len(inputs), figsize=(2.4 * len(inputs), 4.4), height_ratios=[1.3, 1])
     for (top, bottom), x, proba, name in zip(axes.T, inputs, probas, names):
         top.imshow(np.reshape(x, (28, 28)), cmap="gray")
         top.set(xticks=[], yticks=[], title=name)
