@@ -122,3 +122,11 @@ def test_database_view_without_a_database_says_what_to_run(tmp_path, monkeypatch
     assert shown_error("Database_view.ipynb") == (f"DatabaseFileError: {tmp_path / 'database.db'}: no database yet. "
                                                   "Run notebooks/Neural_net.ipynb (or `make run`) first.")
     assert not (tmp_path / "database.db").exists()
+
+
+def test_no_committed_notebook_output_contains_the_absolute_path_of_the_checkout():
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for out in outputs(nb):
+            text = json.dumps(out)
+            assert str(paths.ROOT) not in text, f"{path.name}: an output holds {paths.ROOT}: {text[:300]}"
