@@ -7,6 +7,7 @@ matched before any LIMIT). The gallery is redrawn whenever a dropdown changes. W
 (a code host), the saved output shows a picture of the starting choice instead of a blank widget.
 Like draw.py, this module may import the widget libraries; helpers/nn.py and the rest do not.
 """
+import base64
 import io
 
 import ipywidgets as widgets
@@ -25,8 +26,6 @@ class Explorer(widgets.VBox):
     fallback_text = ""
 
     def _repr_mimebundle_(self, **kwargs):
-        import base64
-
         bundle = super()._repr_mimebundle_(**kwargs)
         bundle["text/plain"] = self.fallback_text
         if self.fallback_png:
