@@ -52,7 +52,7 @@ def naive_conv(x, W, b, k, p):
     """The definition, one output pixel at a time: out[n, o, y, x] = b[o] + sum over c, i, j."""
     x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
     n, c, h, w = x.shape
-    filters = W.T.reshape(-1, c, k, k)  # (c_out, c, k, k)
+    filters = W.T.reshape(-1, k, k, c).transpose(0, 3, 1, 2)  # (c_out, c, k, k)
     out = np.zeros((n, len(filters), h - k + 1, w - k + 1))
     for s in range(n):
         for o in range(len(filters)):
