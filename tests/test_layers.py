@@ -146,10 +146,11 @@ def test_convnet_splits_large_batches_without_changing_the_result():
     model = ConvNet(channels=(2,), kernel=3, hidden=4, seed=0, dtype=np.float64)
     X, Y = rng.random((7, 784)), data.one_hot(rng.integers(0, 10, 7), 10, np.float64)
     loss, grads = model.loss_and_grads(X, Y)
-    proba = model.predict_proba(X)
+    proba, evaluated = model.predict_proba(X), training.evaluate(model, X, Y.argmax(axis=1))
     model.max_batch = 3  # chunks of 3, 3 and 1 images
     loss3, grads3 = model.loss_and_grads(X, Y)
-    assert loss3 == pytest.approx(loss, rel=1e-12)
+    assert loss3 == pytest.approx(loss, rel=1e-12) and evaluated[0] == pytest.approx(loss, rel=1e-12)
+    assert training.evaluate(model, X, Y.argmax(axis=1)) == pytest.approx(evaluated, rel=1e-12)
     for g, g3 in zip(grads, grads3):
         np.testing.assert_allclose(g3, g, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(model.predict_proba(X), proba, rtol=1e-12)
