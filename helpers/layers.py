@@ -39,8 +39,9 @@ class Conv2D:
     x (n, c_in, h, w) -> out (n, c_out, h + 2p - k + 1, w + 2p - k + 1).
     W (k * k * c_in, c_out): row (i*k + j)*c_in + c is the weight of input channel c at kernel offset
     (i, j), so W[:, o].reshape(k, k, c_in) is filter o; b (c_out,). He initialisation (fan-in k*k*c_in).
-    Inside, images are stored channels-last (NHWC) and shown as NCHW views: the windows of an
-    NHWC image copy in runs of c values, which made im2col 4 times faster than from NCHW.
+    The output is stored channels-last (NHWC) and returned as an NCHW view, and layers after it
+    keep that memory order: the windows of an NHWC image copy in runs of c values, which made
+    im2col 4 times faster than from NCHW.
     input_grad=False skips dloss/dx (backward returns None): a first layer needs no gradient of pixels.
     """
 

@@ -3,7 +3,7 @@ loop, input checks, seeding, and training through training.fit."""
 import numpy as np
 import pytest
 
-from helpers import data, layers, training
+from helpers import data, images, layers, training
 from helpers.convnet import ConvNet
 
 
@@ -241,3 +241,11 @@ def test_fit_trains_a_convnet_unchanged(mnist):
     after = training.evaluate(model, model.check_inputs(X), y)[0]
     assert after < 0.6 * before and history["valid_acc"][0] > 0.7
     assert all(p.dtype == np.float32 and np.isfinite(p).all() for p in model.params)
+
+
+def test_images_read_uses_a_convnet_like_an_mlp(mnist):
+    (x_train, _), _ = mnist
+    model = ConvNet(channels=(2,), kernel=3, hidden=4, seed=0)
+    x28, proba, hidden = images.read(model, x_train[0])
+    np.testing.assert_allclose(proba, model.predict_proba(x28[None] / np.float32(255))[0], rtol=1e-6)
+    assert hidden.shape == (2, 26, 26) and (hidden >= 0).all() and hidden.any()  # the first layer's feature maps
