@@ -82,17 +82,16 @@ class Conv2D:
         self.grads = [self.cols.T @ d, d.sum(axis=0)]  # as a dense layer's, with im2col rows as samples
         if not self.input_grad:
             return None
-        # dloss/dcols = d W^T, computed transposed so that the gradient for kernel offset (i, j) is
-        # one contiguous block dcols_T[i, j] of shape (c, n, ho, wo).
-        dcols_T = (self.W @ d.T).reshape(k, k, c, n, ho, wo)
+        # dloss/dcols = d W^T, as one batched product over the k*k kernel offsets, so that the gradient
+        # sent through offset (i, j) is one contiguous block dcols[i, j] of shape (n, ho, wo, c).
+        dcols = np.matmul(d, self.W.reshape(k * k, c, c_out).transpose(0, 2, 1)).reshape(k, k, n, ho, wo, c)
         # col2im: the output pixel (y, x) read the input pixel (y + i, x + j) at offset (i, j), so it
-        # sends its gradient back there. k*k shifted additions instead of a scatter over every window
-        # (35% faster than the same additions with c last, measured on the 16-channel layer).
-        dx = np.zeros((c, n, h + 2 * p, w + 2 * p), dout.dtype)
+        # sends its gradient back there. k*k shifted additions instead of a scatter over every window.
+        dx = np.zeros((n, h + 2 * p, w + 2 * p, c), dout.dtype)  # NHWC, like the layers before it
         for i in range(k):
             for j in range(k):
-                dx[:, :, i:i + ho, j:j + wo] += dcols_T[i, j]
-        return dx[:, :, p:p + h, p:p + w].transpose(1, 0, 2, 3)  # padding dropped; an NCHW view
+                dx[:, i:i + ho, j:j + wo] += dcols[i, j]
+        return dx[:, p:p + h, p:p + w].transpose(0, 3, 1, 2)  # padding dropped; an NCHW view
 
 
 class MaxPool2D:
