@@ -10,7 +10,8 @@ units with ReLU, then 10 outputs with softmax:
     (n, 1, 28, 28) -conv 5x5-> (n, 16, 24, 24) -pool-> (n, 16, 12, 12) -conv 5x5-> (n, 32, 8, 8)
     -pool-> (n, 32, 4, 4) -flatten-> (n, 512) -dense-> (n, 128) -dense-> (n, 10)
 As in nn.MLP: params [W1, b1, W2, b2, ...] (weights at even positions, so weight decay skips
-biases), sizes[-1] the number of classes, depth L the number of layers with weights, and after
+biases); sizes the widths of the input, the flattened conv output, the dense layers and the output,
+(784, 512, 128, 10) above; depth L the number of layers with weights (4 above); and after
 forward, activations[0] the input and activations[l] the output of layer l after its ReLU
 (before pooling: the feature maps), activations[L] the probabilities.
 """
