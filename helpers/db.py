@@ -1,19 +1,14 @@
 """Store training runs and their predictions in SQLite (`database.db`), and read them back.
 
-Tables: `runs` (one row per trained model: configuration as JSON, how many images trained it,
-its accuracy and loss on the training, validation and test sets (NULL where not measured),
-`reported_split` (where its headline accuracy comes from: 'test' once the test set was measured,
-else 'valid'), timings, library versions), `history` (one row per epoch), `predictions` (one row
-per image of the 'train', 'valid' or 'test' split: the raw 784 pixels as a BLOB in `input`,
-`label`, `predicted`, `confidence`, and the ten probabilities p0..p9). Views: `digit_accuracy`,
-`confusion`, `mistakes`. `save_run` writes a run and all its rows in one transaction: they
+Tables `runs`, `history`, `predictions` and views `digit_accuracy`, `confusion`, `mistakes`: see
+schema.py, which holds the SQL. `save_run` writes a run and all its rows in one transaction: they
 appear together or not at all. Every failure raises `DatabaseFileError` naming the file.
 
 Schema version 2 (the validation protocol: train on 50,000 images, choose on the last 10,000,
 measure the test set once per final model). New runs fill history's valid_* columns; its
 test_* columns hold only the figures of runs migrated from version 1, which were measured on
 the test set after every epoch under the old protocol. A version-1 file is migrated when it
-is opened for writing, in one transaction that keeps every run (the SQL is in schema.py).
+is opened for writing, in one transaction that keeps every run.
 """
 import json
 import math
@@ -67,15 +62,12 @@ def connect(path, readonly=False, timeout=5.0):
     if not readonly and not os.access(path.parent, os.W_OK):
         raise DatabaseFileError(f"{path}: the folder {path.parent} is not writable")
     try:
-        if readonly:
-            conn = _open_readonly(path, timeout)
-            state = _state(conn)
-        else:
-            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
-            # Emptiness is decided under the write lock: two processes creating the file at once
-            # both succeed, the second one finding the tables made by the first.
-            conn.execute("BEGIN IMMEDIATE")
-            state = _state(conn)
+        conn = _open_readonly(path, timeout) if readonly else sqlite3.connect(path, timeout=timeout,
+                                                                              isolation_level=None)
+        if not readonly:  # emptiness is decided under the write lock: two processes creating the
+            conn.execute("BEGIN IMMEDIATE")  # file at once both succeed, the second finding the tables
+        state = conn.execute("SELECT * FROM pragma_application_id(), pragma_user_version(), "
+                             "(SELECT COUNT(*) FROM sqlite_master)").fetchone()
     except sqlite3.Error as e:
         if "locked" in str(e):
             raise DatabaseFileError(f"{path}: could not write the run ({e} for {timeout} s: another process is "
@@ -88,20 +80,19 @@ def connect(path, readonly=False, timeout=5.0):
             conn.execute("ROLLBACK")
         conn.close()
         raise
+    if not readonly and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:  # WAL: readers (the viewer) never block the writer. Set outside any transaction.
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.Error:  # busy for longer than timeout: the next writer sets it
+            pass
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
-
-
-def _state(conn):
-    return tuple(conn.execute(sql).fetchone()[0] for sql in (
-        "PRAGMA application_id", "PRAGMA user_version", "SELECT COUNT(*) FROM sqlite_master"))
 
 
 def _check_or_set_up(conn, path, state, readonly):
     app_id, version, tables = state
     if (app_id, version, tables) == (0, 0, 0) and not readonly:
         _run(conn, path, schema.SCHEMA, "cannot create the tables")
-        conn.execute("PRAGMA journal_mode = WAL")  # readers (the viewer) never block the writer
         return
     if app_id != APPLICATION_ID:
         raise DatabaseFileError(f"{path}: a SQLite database, but not one written by this project; "

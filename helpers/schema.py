@@ -1,5 +1,12 @@
 """The SQL of database.db, version 2, and the migration of a version-1 file to it (used by db.py).
 
+`runs`: one row per trained model: configuration as JSON, `n_train` (how many images trained it),
+accuracy and loss on the training, validation and test sets (NULL where not measured),
+`reported_split` (where its headline accuracy comes from: 'test' once the test set was measured,
+else 'valid'), timings, library versions. `history`: one row per epoch. `predictions`: one row per
+image of the 'train', 'valid' or 'test' split: the raw 784 pixels as a BLOB in `input`, `label`,
+`predicted`, `confidence` and the ten probabilities p0..p9.
+
 Each script is a list of statements separated by ";\\n", run by db.connect inside the one
 write transaction (BEGIN IMMEDIATE) it opened; either every statement takes effect or none.
 """
