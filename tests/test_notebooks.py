@@ -46,13 +46,23 @@ def test_neural_net_runs_clean_and_writes_two_runs(executed):
     nb, _, _, tmp = executed
     assert_clean(nb)
     conn = sqlite3.connect(tmp / "database.db")
-    runs = conn.execute("SELECT r.name, r.test_accuracy, COUNT(p.idx) FROM runs r JOIN predictions p "
-                        "ON p.run_id = r.id AND p.split = 'test' GROUP BY r.id ORDER BY r.id").fetchall()
+    runs = conn.execute("SELECT name, n_train, valid_accuracy, test_accuracy, reported_split FROM runs "
+                        "ORDER BY id").fetchall()
+    splits = conn.execute("SELECT run_id, split, COUNT(*) FROM predictions GROUP BY run_id, split "
+                          "ORDER BY run_id, split").fetchall()
     conn.close()
-    assert [(name, n) for name, _, n in runs] == [("baseline", 10000), ("default", 10000)]
-    assert runs[1][1] >= 0.985
+    (base_name, base_n, base_valid, base_test, base_split), (name, n, valid, test, split) = runs
+    # The baseline: trained on 1,000 images, validated, and measured once on the test set.
+    assert (base_name, base_n, base_split) == ("baseline", 1000, "test") and base_valid < 0.9
+    # The final model: the default recipe on all 60,000 images, so nothing is left to validate on.
+    assert (name, n, valid, split) == ("default", 60000, None, "test") and test >= 0.985
+    assert splits == [(1, "test", 10000), (1, "train", 1000), (1, "valid", 10000), (2, "test", 10000)]
     printed = "".join(out.get("text", "") for out in outputs(nb))
-    assert f"Final test accuracy: {runs[1][1]:.2%}" in printed  # the notebook reports what it stored
+    assert f"Final test accuracy: {test:.2%}" in printed  # the notebook reports what it stored
+    assert f"baseline: test accuracy {base_test:.2%}" in printed
+    assert "this is pipeline.RECIPES['default']: True" in printed  # the chain of changes is the default recipe
+    assert "all 203,530 weights and biases are identical" in printed  # the loop written out is training.fit
+    assert printed.count("correct: ") == 6 and printed.count("not yet: ") == 6  # exercises and their solutions
     assert (tmp / "model.npz").is_file()
 
 
