@@ -169,7 +169,8 @@ def fit(model, x_train, y_train, x_valid=None, y_valid=None, *, epochs=10, batch
         row = (epoch, loss_sum / n, correct / n, valid_loss, valid_acc, seconds)
         for key, value in zip(history, row):
             history[key].append(value)
-        bar.set_postfix(loss=f"{row[1]:.4f}", acc=f"{row[2]:.4f}", valid_acc=f"{valid_acc:.4f}")
+        shown = dict(loss=f"{row[1]:.4f}", acc=f"{row[2]:.4f}")
+        bar.set_postfix(shown if x_valid is None else {**shown, "valid_acc": f"{valid_acc:.4f}"})
     # The loss is checked before each step, so a blow-up on the very last step would go unseen.
     if not all(np.isfinite(p).all() for p in model.params):
         raise TrainingDiverged(f"some weights are not finite after epoch {epochs}: "
