@@ -37,7 +37,7 @@ $(VENV)/.e2e-deps: requirements-e2e.txt $(VENV)/.dev-deps
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check helpers tests notebooks bench tools
 
-bench: bench/.venv/.deps  # writes BENCHMARKS.md (about 8 minutes; not part of make test)
+bench: bench/.venv/.deps  # writes BENCHMARKS.md (about 20 minutes; not part of make test)
 	bench/.venv/bin/python bench/run.py
 
 bench/.venv/.deps: requirements.txt bench/requirements.txt pyproject.toml
