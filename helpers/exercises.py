@@ -159,7 +159,7 @@ def check_momentum_step(momentum_step):
         theta, v = (np.asarray(x, dtype=float) for x in out)
         opt.step([nabla], lr)
         if np.shape(theta) != (4,) or not np.allclose(theta, reference[0], rtol=1e-12, atol=0):
-            return _verdict(f"theta after step {step}", theta, reference[0], "training.SGD", tol=1e-12)
+            return _verdict("theta", theta, reference[0], f"training.SGD after step {step}", tol=1e-12)
     print("correct: theta matches training.SGD after each of 5 steps")
     return True
 

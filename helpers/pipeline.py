@@ -164,7 +164,7 @@ def table(rows):
         row = {"idea": idea, "train images": runs[0]["metrics"]["n_train"], "seeds": len(runs),
                "train acc": 100 * np.mean([r["metrics"]["train_accuracy"] for r in runs]),
                "valid mean": acc.mean(), "valid min": acc.min(), "valid max": acc.max(),
-               "change": None, "beyond spread": None,
+               "change": np.nan, "beyond spread": "",  # nothing above the first row to compare with
                "seconds": float(np.median([r["metrics"]["train_seconds"] for r in runs]))}
         if previous is not None:
             row["change"] = row["valid mean"] - previous["valid mean"]
