@@ -13,7 +13,7 @@ import io
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
-from . import db, plots
+from . import db, plots_db
 
 COLUMNS = ("input", "label", "predicted", "confidence", "total")
 
@@ -38,10 +38,10 @@ def gallery(rows, caption):
     if len(rows) == 0:
         return b"", f"{caption}: no such test images."
     total = int(rows["total"].iloc[0])
-    fig = plots.show_digits(db.decode_images(rows["input"]), rows["label"].to_numpy(), rows["predicted"].to_numpy(),
-                            rows["confidence"].to_numpy(), title=caption)
+    fig = plots_db.digits(db.decode_images(rows["input"]), rows["label"].to_numpy(), rows["predicted"].to_numpy(),
+                          rows["confidence"].to_numpy(), title=caption)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=72)
+    fig.savefig(buffer, format="png", dpi=100)  # sharp enough to read the captions in the saved picture
     plt.close(fig)
     shown = "all of them" if total == len(rows) else f"the {len(rows)} most confident"
     return buffer.getvalue(), f"{caption}: {total} test images, {shown} below."
