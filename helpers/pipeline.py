@@ -61,12 +61,15 @@ def prepare(dataset, n_train=None, final=False):
     return data.flatten(x_train[:n_train]), y_train[:n_train], x_valid, y_valid
 
 
-def train_recipe(recipe, dataset, *, seed=0, name=None, progress=True, final=False, validate_each_epoch=True):
+def train_recipe(recipe, dataset, *, seed=0, name=None, progress=True, final=False, curves=True):
     """Train a recipe (a name from RECIPES or a dict) on dataset, as returned by load_mnist.
 
     Returns a run: a dict with the trained `model`, its `history`, its `metrics` (accuracy and
     loss on the training images it used after training, and on the validation images unless
     final; None where not measured) and what `save_run` records. The test set is not touched.
+    curves: validate during training too, for the history's curves: at most 100 times (after
+    every epoch up to 100 epochs; a 1,000-epoch run every 10th, where validating costs more
+    than training).
     """
     if isinstance(recipe, str):
         name = name or recipe
@@ -75,8 +78,9 @@ def train_recipe(recipe, dataset, *, seed=0, name=None, progress=True, final=Fal
     X, y, X_valid, y_valid = prepare(dataset, recipe.get("n_train"), final)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     model = MLP(recipe["sizes"], recipe["activation"], recipe["loss"], seed=seed)
-    valid = (X_valid, y_valid) if validate_each_epoch else (None, None)
-    history = training.fit(model, X, y, *valid, seed=seed, progress=progress, desc=name or "training", **fit_args)
+    valid = (X_valid, y_valid) if curves else (None, None)
+    history = training.fit(model, X, y, *valid, seed=seed, progress=progress, desc=name or "training",
+                           valid_every=max(1, recipe["epochs"] // 100), **fit_args)
     train_loss, train_acc = training.evaluate(model, X, y)
     valid_loss, valid_acc = (None, None) if final else training.evaluate(model, X_valid, y_valid)
     metrics = dict(n_train=len(X), train_accuracy=train_acc, train_loss=train_loss, valid_accuracy=valid_acc,
@@ -143,7 +147,7 @@ def try_seeds(recipe, dataset, seeds=(0, 1, 2), name="run", curves=True):
     bar = tqdm(seeds, desc=name, unit="seed")
     for seed in bar:
         runs.append(train_recipe(recipe, dataset, seed=seed, name=name, progress=False,
-                                 validate_each_epoch=curves and seed == seeds[0]))
+                                 curves=curves and seed == seeds[0]))
         bar.set_postfix(valid_acc=" ".join(f"{r['metrics']['valid_accuracy']:.4f}" for r in runs))
     return runs
 

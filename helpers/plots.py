@@ -5,6 +5,7 @@ Images are (n, 28, 28) uint8 or (n, 784) floats; histories are the dicts `traini
 """
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from . import nn
@@ -48,8 +49,10 @@ def history(histories, title="Training curves", loss="cross-entropy"):
         for ax, key in ((ax_loss, "loss"), (ax_acc, "acc")):
             for split, style in (("train", "-"), ("valid", "--"), ("test", ":")):
                 values = np.asarray(h.get(f"{split}_{key}", []), dtype=float)  # SQL NULL (not measured) is NaN
-                if values.size and not np.all(np.isnan(values)):
-                    ax.plot(h["epoch"], values, style, color=color, label=f"{prefix}{split}")
+                measured = np.isfinite(values)  # validation may be measured every few epochs only
+                if measured.any():
+                    ax.plot(np.asarray(h["epoch"])[measured], values[measured], style, color=color,
+                            label=f"{prefix}{split}")
     ax_loss.set(xlabel="epoch", ylabel=f"{loss} (log scale)", title="Loss", yscale="log")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     for ax in (ax_loss, ax_acc):
@@ -80,11 +83,13 @@ def confusion(matrix, title="Confusion matrix (test set)"):
     return fig
 
 
-def first_layer_weights(W, n=32, ncols=8, title="What the first layer looks for", units=None, dead=None):
+def first_layer_weights(W, n=32, ncols=8, title="What the first layer looks for", units=None, dead=None,
+                        outline=None):
     """The weights into hidden units, each a 28x28 image on one shared, symmetric colour scale.
 
     W: (784, hidden). units: which columns to show (default the first n). dead: optional (hidden,)
-    bools; those tiles are captioned "dead" in grey. One scale for all tiles, so a faint tile is
+    bools; those tiles are captioned "dead" in grey. outline: optional (28, 28) input whose ink is
+    drawn as a faint contour on every tile. One scale for all tiles, so a faint tile is
     a unit with small weights, not one that the colour map stretched.
     """
     units = np.arange(min(n, W.shape[1])) if units is None else np.asarray(units)
@@ -95,8 +100,11 @@ def first_layer_weights(W, n=32, ncols=8, title="What the first layer looks for"
         ax.axis("off")
     for ax, u in zip(axes.flat, units):
         im = ax.imshow(W[:, u].reshape(28, 28), cmap="RdBu_r", vmin=-lim, vmax=lim)
+        if outline is not None:
+            ax.contour(np.reshape(outline, (28, 28)), levels=[0.5 * np.max(outline)], colors="black",
+                       linewidths=0.8, alpha=0.5)
         is_dead = dead is not None and bool(dead[u])
-        ax.set_title(f"unit {u}" + (" dead" if is_dead else ""), fontsize=7, color="grey" if is_dead else "black")
+        ax.set_title(f"unit {u}" + (" dead" if is_dead else ""), fontsize=9, color="grey" if is_dead else "black")
     fig.suptitle(title)
     fig.tight_layout()
     # red: ink on that pixel raises the unit's input; blue: lowers it
@@ -126,7 +134,7 @@ def prediction(drawing, x28, proba, votes=None, title=None):
         ax["picture"].set(xticks=[], yticks=[], title="your picture")
     ax["input"].imshow(x28, cmap="gray")
     ax["input"].set(xticks=[], yticks=[], title="what the network gets (28x28)")
-    probabilities(proba, ax=ax["proba"], title=f"prediction: {int(np.argmax(proba))} ({np.max(proba):.0%})")
+    probabilities(proba, ax=ax["proba"], title=f"prediction: {int(np.argmax(proba))} ({np.max(proba):.2%})")
     if votes is not None:
         hidden_votes(votes, int(np.argmax(proba)), ax=ax["votes"])
     if title:
@@ -136,18 +144,23 @@ def prediction(drawing, x28, proba, votes=None, title=None):
 
 
 def hidden_votes(votes, digit, k=8, ax=None):
-    """The k hidden units that move the digit's score most, as horizontal bars (largest on top).
+    """The k hidden units that move the digit's score most (for or against), as horizontal bars
+    from the largest vote for it (top) to the largest against (bottom).
 
     votes: (hidden,) activation x weight from each unit to the digit; the score is their sum plus a bias.
     """
     if ax is None:
-        _, ax = plt.subplots(figsize=(4, 2.8))
-    top = np.argsort(-np.abs(votes), kind="stable")[:k][::-1]
-    ax.barh(range(len(top)), votes[top], color=["tab:orange" if v > 0 else "tab:blue" for v in votes[top]])
+        _, ax = plt.subplots(figsize=(4.5, 0.28 * k + 1.2))
+    top = np.argsort(-np.abs(votes), kind="stable")[:k]
+    top = top[np.argsort(votes[top], kind="stable")]  # barh draws the first bar at the bottom
+    ax.barh(range(len(top)), votes[top], color=np.where(votes[top] > 0, "tab:orange", "tab:blue"))
     ax.axvline(0, color="black", lw=0.8)
     ax.set(yticks=range(len(top)), yticklabels=[f"unit {u}" for u in top], xlabel=f"adds to the score of {digit}",
-           title=f"hidden units voting for {digit}")
-    ax.tick_params(axis="y", labelsize=7)
+           title=f"the {len(top)} largest votes on {digit}")
+    ax.tick_params(axis="y", labelsize=8)
+    ax.legend(handles=[Patch(color=c, label=f"{side} {digit}") for c, side in (("tab:orange", "for"),
+                                                                               ("tab:blue", "against"))],
+              fontsize=8, loc="lower right")
     return ax.figure
 
 

@@ -110,7 +110,7 @@ def check_labels(model, X, y, name):
 
 def fit(model, x_train, y_train, x_valid=None, y_valid=None, *, epochs=10, batch_size=128,
         optimizer="sgd", lr=0.1, momentum=0.0, weight_decay=0.0, schedule="constant",
-        augment=False, seed=0, progress=True, desc="training"):
+        augment=False, seed=0, progress=True, desc="training", valid_every=1):
     """Train model in place with mini-batches; return the per-epoch history as a dict of lists.
 
     x_*: (n, 784) float32 features, y_*: (n,) integer labels; the validation set (x_valid,
@@ -118,8 +118,9 @@ def fit(model, x_train, y_train, x_valid=None, y_valid=None, *, epochs=10, batch
     measured once, on the final model. batch_size=None: full batch. optimizer: 'sgd'
     (momentum if > 0) or 'adam'. augment: random shifts of up to 2 pixels.
     History keys: epoch, train_loss, train_acc (running means over the epoch's batches, taken
-    while the weights still change), valid_loss, valid_acc (after the epoch, if validation data
-    is given), seconds (training time so far, validation excluded).
+    while the weights still change), valid_loss, valid_acc (after every valid_every-th epoch and
+    the last one, if validation data is given; NaN otherwise), seconds (training time so far,
+    validation excluded).
     """
     lr = check_lr(lr)
     x_train = model.check_inputs(x_train)
@@ -165,7 +166,8 @@ def fit(model, x_train, y_train, x_valid=None, y_valid=None, *, epochs=10, batch
             np.argmax(out, axis=1, out=predicted[i:i + batch_size])  # compared with the labels once per epoch
         correct = int((predicted == y_train[perm]).sum())
         seconds += time.perf_counter() - t0
-        valid_loss, valid_acc = evaluate(model, x_valid, y_valid) if x_valid is not None else (math.nan, math.nan)
+        measure = x_valid is not None and (epoch % valid_every == 0 or epoch == epochs)
+        valid_loss, valid_acc = evaluate(model, x_valid, y_valid) if measure else (math.nan, math.nan)
         row = (epoch, loss_sum / n, correct / n, valid_loss, valid_acc, seconds)
         for key, value in zip(history, row):
             history[key].append(value)

@@ -87,7 +87,7 @@ def test_fit_rejects_bad_arguments(args, kwargs, message):
 
 
 def test_the_original_baseline_reaches_about_90_percent_on_its_samples(mnist):
-    run = pipeline.train_recipe("baseline", mnist, progress=False, validate_each_epoch=False)
+    run = pipeline.train_recipe("baseline", mnist, progress=False, curves=False)
     metrics, history = run["metrics"], run["history"]
     assert metrics["n_train"] == 1000 and 0.87 <= metrics["train_accuracy"] <= 0.96
     assert metrics["valid_accuracy"] < metrics["train_accuracy"]  # 1,000 samples do not generalise fully
@@ -199,3 +199,12 @@ def test_change_prints_the_diff_and_rejects_a_setting_that_does_not_exist(capsys
     with pytest.raises(KeyError, match=r"\['weight_dacay'\] are not recipe settings"):
         pipeline.change(recipes, "typo", "baseline", weight_dacay=1e-4)
     assert "typo" not in recipes
+
+
+def test_validation_every_few_epochs_leaves_the_others_unmeasured(small):
+    X, y, X_valid, y_valid = small
+    history = training.fit(nn.MLP((784, 8, 10), seed=0), X[:300], y[:300], X_valid, y_valid, epochs=5,
+                           valid_every=2, progress=False)
+    measured = [not np.isnan(a) for a in history["valid_acc"]]
+    assert measured == [False, True, False, True, True]  # every 2nd epoch, and always the last
+    assert all(np.isnan(history["valid_loss"][i]) != m for i, m in enumerate(measured))
