@@ -21,20 +21,23 @@ SEVEN = (((95, 60), (200, 60), (120, 230)), ((110, 145), (185, 145)))
 HINT = "Draw a digit in the box with the mouse."
 
 
-def votes(model, digit):
-    """(hidden,) what each unit of the last hidden layer added to `digit`'s score in the model's
-    last forward pass (one image): its activation times its weight to that digit. None without hidden layer."""
+def votes(model, x28):
+    """(hidden, 10) what each unit of the last hidden layer adds to each digit's score for the input
+    x28 (28, 28) uint8: its activation times its weight to that digit. A digit's score is its column's
+    sum plus its bias. None for a model without hidden layer."""
     if model.depth < 2:
         return None
-    return model.activations[-2][0] * model.params[-2][:, digit]
+    model.predict_proba(np.reshape(x28, (1, 784)) / np.float32(255))  # this input's activations, not the last one's
+    return model.activations[-2][0][:, None] * model.params[-2]
 
 
 def readout(model, picture, title=None, with_picture=True):
     """The figure of `show`, or ImageError for a blank picture."""
     x28, proba, _ = images.read(model, picture)
     digit = int(np.argmax(proba))
+    units = votes(model, x28)
     return plots.prediction(np.asarray(picture) if with_picture else None, x28, proba,
-                            votes(model, digit), title=title), digit
+                            None if units is None else units[:, digit], title=title), digit
 
 
 def show(model, picture, title=None, with_picture=True):
@@ -59,17 +62,26 @@ def example_drawing(strokes=SEVEN):
 
 
 def steps(picture, title="From a drawing to MNIST's 28x28"):
-    """to_mnist's steps side by side: the picture, the crop to the ink, the 20x20 fit, the 28x28 input."""
+    """to_mnist's steps side by side: the picture, the crop to the ink, the 20x20 fit, the 28x28 input.
+
+    Drawn to scale in two pairs: the crop beside the drawing it comes from, the fit beside the 28x28
+    input it goes into (with its 20x20 box outlined), so a 12x20 fit looks smaller than 28x28."""
     s = images.mnist_steps(picture)
-    fig, axes = plt.subplots(1, 4, figsize=(11, 3.2))
-    panels = [(picture, "the drawing"), (s["crop"], "inverted, cropped to the ink"),
-              (s["fit"], "scaled to fit 20x20"), (s["mnist"], "centre of mass (+) at the centre")]
+    side = max(np.shape(picture)[:2])
+    widths = [np.shape(picture)[1] / side, s["crop"].shape[1] / side, s["fit"].shape[1] / 28, 1]
+    fig, axes = plt.subplots(1, 4, figsize=(11, 9.5 / sum(widths) + 1.2), width_ratios=widths)  # widths bind
+    panels = [(picture, "the drawing"), (s["crop"], "inverted,\ncropped to the ink"), (s["fit"], "fit in\n20x20"),
+              (s["mnist"], "in 28x28, centre of mass (+)\nat the centre, 20x20 dashed")]
     for ax, (image, caption) in zip(axes, panels):
         ax.imshow(image, cmap="gray", vmin=0, vmax=255)
-        ax.set(xticks=[], yticks=[], title=f"{caption}\n{image.shape[1]}x{image.shape[0]} pixels")
+        ax.set(xticks=[], yticks=[], title=f"{caption}\n{image.shape[1]} wide x {image.shape[0]} tall")
+        ax.set_anchor("S")  # panels drawn to scale share a baseline
     ys, xs = np.indices(s["mnist"].shape)
     mass = s["mnist"].astype(float) / s["mnist"].sum()
     axes[3].plot((xs * mass).sum(), (ys * mass).sum(), "r+", ms=14)
+    (top, left), (h, w) = s["corner"], s["fit"].shape
+    axes[3].add_patch(plt.Rectangle((left - (20 - w) / 2 - 0.5, top - (20 - h) / 2 - 0.5), 20, 20, fill=False,
+                                    ec="tab:orange", lw=1.2, ls="--"))
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -81,7 +93,7 @@ def not_digits(inputs, probas, names, title="Every input gets a digit"):
     for (top, bottom), x, proba, name in zip(axes.T, inputs, probas, names):
         top.imshow(np.reshape(x, (28, 28)), cmap="gray")
         top.set(xticks=[], yticks=[], title=name)
-        plots.probabilities(proba, ax=bottom, title=f"{int(np.argmax(proba))} with {np.max(proba):.1%}")
+        plots.probabilities(proba, ax=bottom, title=f"{int(np.argmax(proba))} with {np.max(proba):.2%}")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -123,7 +135,7 @@ class Pad(widgets.HBox):
 def png(fig):
     """A figure as base64 PNG text; the figure is closed."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=72)
+    fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 

@@ -96,7 +96,8 @@ def mnist_steps(image, name="image"):
     page: (h, w) float64, the picture as light ink on a page of exactly 0;
     crop: (h', w') float64, cut to the ink's bounding box;
     fit: (at most 20, at most 20) float32 in 0..255, scaled so that its longer side is 20;
-    mnist: (28, 28) uint8, the fit placed so that its centre of mass is at the centre (to_mnist's result).
+    mnist: (28, 28) uint8, the fit placed so that its centre of mass is at the centre (to_mnist's result);
+    corner: (top, left), the row and column of mnist where the fit's first pixel landed.
     """
     name = str(image) if isinstance(image, (str, Path)) else name
     a = _grayscale(image, name)
@@ -114,7 +115,8 @@ def mnist_steps(image, name="image"):
     fit = np.asarray(Image.fromarray((crop * (255.0 / crop.max())).astype(np.float32), mode="F")
                      .resize(size, Image.Resampling.LANCZOS))
     fit = np.clip(fit, 0, 255)  # Lanczos overshoots a little at sharp edges
-    return {"page": page, "crop": crop, "fit": fit, "mnist": _centre_of_mass_in_28(fit)}
+    return {"page": page, "crop": crop, "fit": fit, "mnist": _centre_of_mass_in_28(fit),
+            "corner": _corner_in_28(fit)}
 
 
 def read(model, picture):
@@ -126,13 +128,19 @@ def read(model, picture):
     return x28, proba, hidden
 
 
-def _centre_of_mass_in_28(patch):
-    """Place a patch of at most 20x20 in 28x28 so that its centre of mass is at the centre."""
+def _corner_in_28(patch):
+    """(top, left) of a patch of at most 20x20 in 28x28 that puts its centre of mass at the centre."""
     ys, xs = np.indices(patch.shape)
     total = patch.sum()
     cy, cx = (ys * patch).sum() / total, (xs * patch).sum() / total
     top = int(np.clip(round(13.5 - cy), 0, 28 - patch.shape[0]))  # 13.5: the centre of pixels 0..27
     left = int(np.clip(round(13.5 - cx), 0, 28 - patch.shape[1]))
+    return top, left
+
+
+def _centre_of_mass_in_28(patch):
+    """Place a patch of at most 20x20 in 28x28 so that its centre of mass is at the centre."""
+    top, left = _corner_in_28(patch)
     out = np.zeros((28, 28), np.float64)
     out[top:top + patch.shape[0], left:left + patch.shape[1]] = patch
     return np.round(out).astype(np.uint8)

@@ -69,33 +69,51 @@ def test_steps_reject_a_blank_picture_like_to_mnist():
         images.mnist_steps(np.full((50, 50), 255, np.uint8), name="drawing")
 
 
-def test_steps_figure_shows_the_four_sizes():
+def test_steps_figure_shows_the_four_sizes_to_scale_and_the_20x20_box():
     fig = draw.steps(draw.example_drawing())
+    fig.canvas.draw()  # equal-aspect axes take their final size when drawn
     titles = [ax.get_title() for ax in fig.axes]
     s = images.mnist_steps(draw.example_drawing())
-    assert len(titles) == 4 and titles[0].endswith("280x280 pixels") and titles[3].endswith("28x28 pixels")
-    assert titles[2].endswith(f"{s['fit'].shape[1]}x{s['fit'].shape[0]} pixels")
+    (h, w), (top, left) = s["fit"].shape, s["corner"]
+    assert len(titles) == 4 and titles[0].endswith("280 wide x 280 tall") and titles[3].endswith("28 wide x 28 tall")
+    assert titles[2].endswith(f"{w} wide x {h} tall") and w < h == 20
+    sizes = [ax.get_position().size for ax in fig.axes]  # (width, height) in figure fractions
+    np.testing.assert_allclose(sizes[2] / sizes[3], (w / 28, 20 / 28), rtol=0.03)  # the fit at the input's scale
+    np.testing.assert_allclose(sizes[1] / sizes[0], np.array(s["crop"].shape[::-1]) / 280, rtol=0.03)
+    (box,) = fig.axes[3].patches
+    assert (box.get_width(), box.get_height()) == (20, 20)
+    assert box.get_x() <= left - 0.5 and box.get_x() + 20 >= left + w - 0.5 and box.get_y() == top - 0.5
     plt.close(fig)
 
 
-def test_votes_add_up_to_the_score():
+def test_the_corner_is_where_the_fit_landed(mnist):
+    for picture in list(pictures(mnist))[:20]:
+        s = images.mnist_steps(picture)
+        (top, left), (h, w) = s["corner"], s["fit"].shape
+        np.testing.assert_array_equal(s["mnist"][top:top + h, left:left + w], np.round(s["fit"]).astype(np.uint8))
+        assert s["mnist"].sum() == np.round(s["fit"]).astype(np.uint8).sum(dtype=int)  # nothing outside it
+
+
+def test_votes_add_up_to_the_scores_of_their_own_input():
     model = nn.MLP((784, 32, 10), seed=1)
-    proba = model.predict_proba(np.random.default_rng(0).random((1, 784), np.float32))[0]
-    logits = model.activations[-2][0] @ model.params[-2] + model.params[-1]
-    for digit in (0, int(np.argmax(proba))):
-        votes = draw.votes(model, digit)
-        assert votes.shape == (32,)
-        np.testing.assert_allclose(votes.sum() + model.params[-1][digit], logits[digit], rtol=1e-5)
-    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(), proba, rtol=1e-5)
-    assert draw.votes(nn.MLP((784, 10)), 3) is None  # no hidden layer, no votes
+    x28, other = np.random.default_rng(0).integers(0, 256, (2, 28, 28)).astype(np.uint8)
+    proba = model.predict_proba(x28.reshape(1, 784) / np.float32(255))[0]
+    model.predict_proba(other.reshape(1, 784) / np.float32(255))  # a later forward pass must not leak in
+    votes = draw.votes(model, x28)
+    assert votes.shape == (32, 10)
+    scores = votes.sum(axis=0) + model.params[-1]
+    np.testing.assert_allclose(np.exp(scores) / np.exp(scores).sum(), proba, rtol=1e-5)
+    assert draw.votes(nn.MLP((784, 10)), x28) is None  # no hidden layer, no votes
 
 
-def test_votes_chart_ranks_the_largest_votes():
+def test_votes_chart_shows_the_largest_votes_from_for_to_against():
     votes = np.array([0.1, -3.0, 0.0, 2.0, 0.5, -0.2])
     fig = plots.hidden_votes(votes, 4, k=3)
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["unit 4", "unit 3", "unit 1"]  # largest at the top
-    assert [bar.get_width() for bar in ax.patches] == [0.5, 2.0, -3.0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["unit 1", "unit 4", "unit 3"]  # bottom to top
+    assert [bar.get_width() for bar in ax.patches] == [-3.0, 0.5, 2.0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["for 4", "against 4"]
+    assert ax.get_title() == "the 3 largest votes on 4"
     plt.close(fig)
 
 
@@ -128,3 +146,21 @@ def test_the_committed_notebook_is_executed_and_shows_the_fallback():
     assert str(paths.ROOT) not in json.dumps([cell["outputs"] for cell in code])
     pad = code[-1]["outputs"][-1]["data"]
     assert "HBox(" not in "".join(pad["text/plain"]) and png_size(pad["image/png"])[0] > 600
+
+
+def test_weights_of_the_voters_carry_the_drawing_outlined():
+    W = np.random.default_rng(0).standard_normal((784, 12)).astype(np.float32)
+    x28 = images.to_mnist(draw.example_drawing())
+    fig = plots.first_layer_weights(W, units=[3, 7, 1], ncols=3, outline=x28)
+    tiles = [ax for ax in fig.axes if ax.get_images()]
+    assert [ax.get_title() for ax in tiles] == ["unit 3", "unit 7", "unit 1"]
+    assert all(len(ax.collections) == 1 for ax in tiles)  # one contour of the 7 on every tile
+    plt.close(fig)
+
+
+def test_the_readout_gives_the_probability_as_precisely_as_the_notebook():
+    model = nn.MLP((784, 16, 10), seed=0)
+    fig, digit = draw.readout(model, draw.example_drawing())
+    _, proba, _ = images.read(model, draw.example_drawing())
+    assert f"prediction: {digit} ({proba.max():.2%})" in [ax.get_title() for ax in fig.axes]
+    plt.close(fig)
