@@ -81,6 +81,7 @@ def test_database_view_runs_clean(executed):
     printed = "".join(out.get("text", "") for out in outputs(viewer))
     assert f"the baseline got wrong and the final model right: {fixed}; the reverse: {broken}" in printed
     assert "same margins as SQL: True" in printed
+    assert "same as SQL: True" in printed  # the pandas top-3 confusions equal the window function's
     explorer = outputs(viewer)[-1]["data"]  # the live widget, and what a page without a kernel shows
     assert "application/vnd.jupyter.widget-view+json" in explorer and "image/png" in explorer
     assert explorer["text/plain"].startswith(f"[Explorer: it needs a running kernel. What it shows first: Run {final}")
