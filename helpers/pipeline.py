@@ -82,7 +82,12 @@ def train_recipe(recipe, dataset, *, seed=0, name=None, progress=True, final=Fal
     history = training.fit(model, X, y, *valid, seed=seed, progress=progress, desc=name or "training",
                            valid_every=max(1, recipe["epochs"] // 100), **fit_args)
     train_loss, train_acc = training.evaluate(model, X, y)
-    valid_loss, valid_acc = (None, None) if final else training.evaluate(model, X_valid, y_valid)
+    if final:
+        valid_loss, valid_acc = None, None
+    elif curves:  # fit always validates after the last epoch: no second pass over the same images
+        valid_loss, valid_acc = history["valid_loss"][-1], history["valid_acc"][-1]
+    else:
+        valid_loss, valid_acc = training.evaluate(model, X_valid, y_valid)
     metrics = dict(n_train=len(X), train_accuracy=train_acc, train_loss=train_loss, valid_accuracy=valid_acc,
                    valid_loss=valid_loss, test_accuracy=None, test_loss=None, train_seconds=history["seconds"][-1])
     return dict(name=name or "run", config={**recipe, "seed": seed, "final": final}, model=model, history=history,
@@ -140,8 +145,8 @@ def try_seeds(recipe, dataset, seeds=(0, 1, 2), name="run", curves=True):
     """Train recipe once per seed on the 50,000 training images; return the runs.
 
     One progress bar counts the seeds and shows each run's validation accuracy. With curves,
-    the first seed's run is validated after every epoch (for its curves); every run is
-    validated at the end.
+    the first seed's run is also validated during training (see train_recipe), for its curves;
+    every run is validated at the end.
     """
     runs = []
     bar = tqdm(seeds, desc=name, unit="seed")
