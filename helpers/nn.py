@@ -117,6 +117,9 @@ class MLP:
     def __repr__(self):
         return f"MLP(sizes={self.sizes}, activation={self.activation!r}, loss={self.loss!r})"
 
+    def __getstate__(self):  # pickled to move between processes: the last batch's activations stay
+        return {k: v for k, v in self.__dict__.items() if k not in ("activations", "log_p")}
+
     @property
     def depth(self):
         return len(self.sizes) - 1

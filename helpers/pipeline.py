@@ -9,8 +9,11 @@ benchmark all call these, so they share one code path. A recipe is a plain dict:
 MLP's `sizes`, `activation` and `loss`, `n_train` (how many training images to use;
 None for all of them) and the keyword arguments of `training.fit`.
 """
+import atexit
 import inspect
+import multiprocessing
 import platform
+import signal
 import sqlite3
 from datetime import datetime, timezone
 
@@ -141,19 +144,66 @@ def change(recipes, name, base, **changes):
     return recipes[name]
 
 
-def try_seeds(recipe, dataset, seeds=(0, 1, 2), name="run", curves=True):
-    """Train recipe once per seed on the 50,000 training images; return the runs.
+_pools = {}  # worker pools by size, kept between calls: starting one costs about a second
 
-    One progress bar counts the seeds and shows each run's validation accuracy. With curves,
-    the first seed's run is also validated during training (see train_recipe), for its curves;
-    every run is validated at the end.
+
+def _init_worker():
+    from threadpoolctl import threadpool_limits  # imported where it is needed
+
+    threadpool_limits(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt reaches the notebook, which ends the pool
+
+
+def _train_seed(job):
+    recipe, train_set, seed, name, curves = job
+    return train_recipe(recipe, (train_set, None), seed=seed, name=name, progress=False, curves=curves)
+
+
+def _pool(processes):
+    if processes not in _pools:
+        # spawn, not fork: a notebook kernel runs threads, and forking those can deadlock
+        _pools[processes] = multiprocessing.get_context("spawn").Pool(processes, initializer=_init_worker)
+        atexit.register(_close, _pools[processes])
+    return _pools[processes]
+
+
+def _close(pool):
+    pool.close()
+    pool.join()
+
+
+def try_seeds(recipe, dataset, seeds=(0, 1, 2), name="run", curves=True, processes=None):
+    """Train recipe once per seed on the 50,000 training images; return the runs, in seed order.
+
+    Every run uses one BLAS thread, and the seeds train side by side, one process each: on
+    batches of 128 a second BLAS thread adds little, a second process almost doubles the
+    work done. processes: how many at once (default: one per seed; 1 trains them here, one
+    after another, with the same weights). A script that calls this needs Python's
+    `if __name__ == "__main__":` guard, as with any multiprocessing. Workers get only the
+    training images. One progress bar counts the seeds and shows each run's validation
+    accuracy. With curves, the first seed's run is also validated during training (see
+    train_recipe), for its curves; every run is validated at the end.
     """
+    from threadpoolctl import threadpool_limits
+
+    jobs = [(recipe, dataset[0], seed, name, curves and seed == seeds[0]) for seed in seeds]
+    processes = min(len(jobs), len(jobs) if processes is None else int(processes))
+    # no rate: seeds that train side by side finish together, and a time per seed would mislead
+    bar = tqdm(total=len(jobs), desc=name, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
     runs = []
-    bar = tqdm(seeds, desc=name, unit="seed")
-    for seed in bar:
-        runs.append(train_recipe(recipe, dataset, seed=seed, name=name, progress=False,
-                                 curves=curves and seed == seeds[0]))
-        bar.set_postfix(valid_acc=" ".join(f"{r['metrics']['valid_accuracy']:.4f}" for r in runs))
+    try:
+        with threadpool_limits(1):
+            results = _pool(processes).imap(_train_seed, jobs) if processes > 1 else map(_train_seed, jobs)
+            for run in results:
+                runs.append(run)
+                bar.update()
+                bar.set_postfix(valid_acc=" ".join(f"{r['metrics']['valid_accuracy']:.4f}" for r in runs))
+    except BaseException:  # an error or an interrupt: stop the other seeds rather than finish them unseen
+        if processes in _pools:
+            _pools.pop(processes).terminate()
+        raise
+    finally:
+        bar.close()
     return runs
 
 

@@ -208,3 +208,22 @@ def test_validation_every_few_epochs_leaves_the_others_unmeasured(small):
     measured = [not np.isnan(a) for a in history["valid_acc"]]
     assert measured == [False, True, False, True, True]  # every 2nd epoch, and always the last
     assert all(np.isnan(history["valid_loss"][i]) != m for i, m in enumerate(measured))
+
+
+def test_seeds_trained_side_by_side_equal_seeds_trained_one_after_another(mnist):
+    recipe = {**pipeline.RECIPES["default"], "epochs": 1, "n_train": 3000}
+    apart = pipeline.try_seeds(recipe, mnist, seeds=(2, 0, 1), name="apart", curves=False)  # a process each
+    here = pipeline.try_seeds(recipe, mnist, seeds=(2, 0, 1), name="here", curves=False, processes=1)
+    assert [r["config"]["seed"] for r in apart] == [2, 0, 1]
+    for a, b in zip(apart, here):
+        assert all(np.array_equal(p, q) for p, q in zip(a["model"].params, b["model"].params))
+        assert a["metrics"]["valid_accuracy"] == b["metrics"]["valid_accuracy"]
+    assert not np.array_equal(apart[0]["model"].params[0], apart[1]["model"].params[0])  # seeds differ
+
+
+def test_an_error_in_a_worker_reaches_the_caller_and_the_next_call_still_works(mnist):
+    bad = {**pipeline.RECIPES["default"], "epochs": 1, "n_train": 500, "lr": 1e30}
+    with pytest.raises(training.TrainingDiverged, match="try a smaller learning rate than 1e"):
+        pipeline.try_seeds(bad, mnist, seeds=(0, 1), curves=False)
+    runs = pipeline.try_seeds({**bad, "lr": 0.1}, mnist, seeds=(0, 1), curves=False)
+    assert [r["config"]["seed"] for r in runs] == [0, 1]
