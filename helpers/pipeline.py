@@ -3,22 +3,17 @@
 `train_recipe` trains one on the first 50,000 training images and measures it on the
 last 10,000 (the validation set), or with final=True on all 60,000; it never reads the
 test images. `test_once` measures a final model on the test set, `save_run` records a
-run in SQLite, and `try_seeds` / `table` train a recipe with several seeds and set the
-runs side by side. The notebook, the command line (`python -m helpers train`) and the
+run in SQLite; `experiments.py` trains recipes with several seeds and sets them side by
+side. The notebook, the command line (`python -m helpers train`) and the
 benchmark all call these, so they share one code path. A recipe is a plain dict: the
 MLP's `sizes`, `activation` and `loss`, `n_train` (how many training images to use;
 None for all of them) and the keyword arguments of `training.fit`.
 """
-import atexit
-import inspect
-import multiprocessing
 import platform
-import signal
 import sqlite3
 from datetime import datetime, timezone
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import data, db, training
 from .nn import MLP
@@ -125,110 +120,3 @@ def save_run(db_path, run, dataset, dataset_name="mnist"):
     return db.save_run(db_path, name=run["name"], config=config, dataset=dataset_name, metrics=run["metrics"],
                        history=run["history"], started_at=run["started_at"], finished_at=finished,
                        versions=versions(), predictions=predictions)
-
-
-def change(recipes, name, base, **changes):
-    """recipes[name] = recipes[base] with changes; print the change as a diff and return the recipe.
-
-    Each notebook cell names the recipe it starts from, so running it again gives the same recipe.
-    """
-    defaults = {p.name: p.default for p in inspect.signature(training.fit).parameters.values()
-                if p.kind == p.KEYWORD_ONLY and p.name not in ("seed", "progress", "desc")}  # train_recipe's
-    settings = {*MODEL_KEYS, "n_train", *defaults}
-    unknown = sorted(set(changes) - settings)
-    if unknown:
-        raise KeyError(f"{unknown} are not recipe settings; a recipe takes {sorted(settings)}")
-    recipes[name] = {**recipes[base], **changes}
-    print(f"{name} = {base}, with " + ", ".join(
-        f"{key}: {recipes[base].get(key, defaults.get(key))!r} -> {value!r}" for key, value in changes.items()))
-    return recipes[name]
-
-
-_pools = {}  # worker pools by size, kept between calls: starting one costs about a second
-
-
-def _init_worker():
-    from threadpoolctl import threadpool_limits  # imported where it is needed
-
-    threadpool_limits(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt reaches the notebook, which ends the pool
-
-
-def _train_seed(job):
-    recipe, train_set, seed, name, curves = job
-    return train_recipe(recipe, (train_set, None), seed=seed, name=name, progress=False, curves=curves)
-
-
-def _pool(processes):
-    if processes not in _pools:
-        # spawn, not fork: a notebook kernel runs threads, and forking those can deadlock
-        _pools[processes] = multiprocessing.get_context("spawn").Pool(processes, initializer=_init_worker)
-        atexit.register(_close, _pools[processes])
-    return _pools[processes]
-
-
-def _close(pool):
-    pool.close()
-    pool.join()
-
-
-def try_seeds(recipe, dataset, seeds=(0, 1, 2), name="run", curves=True, processes=None):
-    """Train recipe once per seed on the 50,000 training images; return the runs, in seed order.
-
-    Every run uses one BLAS thread, and the seeds train side by side, one process each: on
-    batches of 128 a second BLAS thread adds little, a second process almost doubles the
-    work done. processes: how many at once (default: one per seed; 1 trains them here, one
-    after another, with the same weights). A script that calls this needs Python's
-    `if __name__ == "__main__":` guard, as with any multiprocessing. Workers get only the
-    training images. One progress bar counts the seeds and shows each run's validation
-    accuracy. With curves, the first seed's run is also validated during training (see
-    train_recipe), for its curves; every run is validated at the end.
-    """
-    from threadpoolctl import threadpool_limits
-
-    jobs = [(recipe, dataset[0], seed, name, curves and seed == seeds[0]) for seed in seeds]
-    processes = min(len(jobs), len(jobs) if processes is None else int(processes))
-    # no rate: seeds that train side by side finish together, and a time per seed would mislead
-    bar = tqdm(total=len(jobs), desc=name, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
-    runs = []
-    try:
-        with threadpool_limits(1):
-            results = _pool(processes).imap(_train_seed, jobs) if processes > 1 else map(_train_seed, jobs)
-            for run in results:
-                runs.append(run)
-                bar.update()
-                bar.set_postfix(valid_acc=" ".join(f"{r['metrics']['valid_accuracy']:.4f}" for r in runs))
-    except BaseException:  # an error or an interrupt: stop the other seeds rather than finish them unseen
-        if processes in _pools:
-            _pools.pop(processes).terminate()
-        raise
-    finally:
-        bar.close()
-    return runs
-
-
-def table(rows):
-    """rows: {idea: runs of try_seeds}, in order -> a DataFrame, one row per idea, percentages.
-
-    valid mean, min and max over the seeds; change: the mean's change from the row above, in
-    points; beyond spread: whether that change is larger than both rows' min-max spreads (if
-    not, the seeds cannot tell the two recipes apart); seconds: median training time (the
-    validation passes excluded).
-    """
-    import pandas as pd  # only the notebook needs tables
-
-    out, previous = [], None
-    for idea, runs in rows.items():
-        acc = 100 * np.array([r["metrics"]["valid_accuracy"] for r in runs])
-        row = {"idea": idea, "train images": runs[0]["metrics"]["n_train"], "seeds": len(runs),
-               "train acc": 100 * np.mean([r["metrics"]["train_accuracy"] for r in runs]),
-               "valid mean": acc.mean(), "valid min": acc.min(), "valid max": acc.max(),
-               "change": np.nan, "beyond spread": "",  # nothing above the first row to compare with
-               "seconds": float(np.median([r["metrics"]["train_seconds"] for r in runs]))}
-        if previous is not None:
-            row["change"] = row["valid mean"] - previous["valid mean"]
-            spread = max(acc.max() - acc.min(), previous["valid max"] - previous["valid min"])
-            row["beyond spread"] = "yes" if abs(row["change"]) > spread else "no"
-        out.append(row)
-        previous = row
-    return pd.DataFrame(out).set_index("idea").round(2)

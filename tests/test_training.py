@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from helpers import data, model_io, nn, pipeline, training
+from helpers import data, experiments, model_io, nn, pipeline, training
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_training_never_reads_the_test_images(mnist):
     assert run["history"]["valid_acc"][0] == run["metrics"]["valid_accuracy"]  # validation after the epoch
     final = pipeline.train_recipe(recipe, sealed, progress=False, final=True)
     assert final["metrics"]["valid_accuracy"] is None
-    runs = pipeline.try_seeds(recipe, sealed, seeds=(0, 1))
+    runs = experiments.try_seeds(recipe, sealed, seeds=(0, 1))
     assert [r["config"]["seed"] for r in runs] == [0, 1]
     with pytest.raises(AssertionError, match="the test images were read"):
         pipeline.test_once(run, sealed)  # the stand-in works: measuring the test set does read it
@@ -148,12 +148,12 @@ def test_a_blow_up_on_the_last_step_is_caught(small):
 def test_table_sets_seeds_side_by_side_and_flags_changes_inside_the_spread():
     def run(acc, n=50000):
         return {"metrics": {"valid_accuracy": acc, "train_accuracy": 1.0, "n_train": n, "train_seconds": 1.0}}
-    t = pipeline.table({"a": [run(0.90), run(0.92)], "b": [run(0.93), run(0.935)], "c": [run(0.97), run(0.97)]})
+    t = experiments.table({"a": [run(0.90), run(0.92)], "b": [run(0.93), run(0.935)], "c": [run(0.97), run(0.97)]})
     assert list(t.index) == ["a", "b", "c"]
     assert t.loc["a", "valid mean"] == 91.0 and t.loc["a", "valid min"] == 90.0 and t.loc["a", "valid max"] == 92.0
     assert t.loc["b", "change"] == pytest.approx(2.25) and t.loc["b", "beyond spread"] == "yes"
     assert t.loc["c", "beyond spread"] == "yes"
-    t = pipeline.table({"a": [run(0.90), run(0.92)], "b": [run(0.905), run(0.915)]})
+    t = experiments.table({"a": [run(0.90), run(0.92)], "b": [run(0.905), run(0.915)]})
     assert t.loc["b", "change"] == 0.0 and t.loc["b", "beyond spread"] == "no"
 
 
@@ -192,12 +192,12 @@ def test_load_rejects_missing_damaged_and_mismatched_files(tmp_path):
 
 def test_change_prints_the_diff_and_rejects_a_setting_that_does_not_exist(capsys):
     recipes = {"baseline": pipeline.RECIPES["baseline"]}
-    recipe = pipeline.change(recipes, "momentum", "baseline", momentum=0.9, lr=0.05)
+    recipe = experiments.change(recipes, "momentum", "baseline", momentum=0.9, lr=0.05)
     assert capsys.readouterr().out == "momentum = baseline, with momentum: 0.0 -> 0.9, lr: 0.5 -> 0.05\n"
     assert recipes["momentum"] is recipe and recipe == {**pipeline.RECIPES["baseline"], "momentum": 0.9, "lr": 0.05}
     assert pipeline.RECIPES["baseline"]["lr"] == 0.5  # the base recipe is not modified
     with pytest.raises(KeyError, match=r"\['weight_dacay'\] are not recipe settings"):
-        pipeline.change(recipes, "typo", "baseline", weight_dacay=1e-4)
+        experiments.change(recipes, "typo", "baseline", weight_dacay=1e-4)
     assert "typo" not in recipes
 
 
@@ -212,8 +212,8 @@ def test_validation_every_few_epochs_leaves_the_others_unmeasured(small):
 
 def test_seeds_trained_side_by_side_equal_seeds_trained_one_after_another(mnist):
     recipe = {**pipeline.RECIPES["default"], "epochs": 1, "n_train": 3000}
-    apart = pipeline.try_seeds(recipe, mnist, seeds=(2, 0, 1), name="apart", curves=False)  # a process each
-    here = pipeline.try_seeds(recipe, mnist, seeds=(2, 0, 1), name="here", curves=False, processes=1)
+    apart = experiments.try_seeds(recipe, mnist, seeds=(2, 0, 1), name="apart", curves=False)  # a process each
+    here = experiments.try_seeds(recipe, mnist, seeds=(2, 0, 1), name="here", curves=False, processes=1)
     assert [r["config"]["seed"] for r in apart] == [2, 0, 1]
     for a, b in zip(apart, here):
         assert all(np.array_equal(p, q) for p, q in zip(a["model"].params, b["model"].params))
@@ -224,6 +224,17 @@ def test_seeds_trained_side_by_side_equal_seeds_trained_one_after_another(mnist)
 def test_an_error_in_a_worker_reaches_the_caller_and_the_next_call_still_works(mnist):
     bad = {**pipeline.RECIPES["default"], "epochs": 1, "n_train": 500, "lr": 1e30}
     with pytest.raises(training.TrainingDiverged, match="try a smaller learning rate than 1e"):
-        pipeline.try_seeds(bad, mnist, seeds=(0, 1), curves=False)
-    runs = pipeline.try_seeds({**bad, "lr": 0.1}, mnist, seeds=(0, 1), curves=False)
+        experiments.try_seeds(bad, mnist, seeds=(0, 1), curves=False)
+    runs = experiments.try_seeds({**bad, "lr": 0.1}, mnist, seeds=(0, 1), curves=False)
     assert [r["config"]["seed"] for r in runs] == [0, 1]
+
+
+def test_a_sweep_trains_each_value_like_try_seeds_and_reuses_the_known_runs(mnist):
+    recipe = {**pipeline.RECIPES["default"], "epochs": 1, "n_train": 1000, "augment": False}
+    known = experiments.try_seeds(recipe, mnist, seeds=(0, 1), curves=False)
+    swept = experiments.sweep(recipe, mnist, "lr", [0.05, 0.1], seeds=(0, 1), known=known)
+    assert list(swept) == [0.05, 0.1] and swept[0.1] is known  # recipe's own lr is 0.1
+    alone = experiments.try_seeds({**recipe, "lr": 0.05}, mnist, seeds=(0, 1), curves=False)
+    for a, b in zip(swept[0.05], alone):
+        assert a["config"] == b["config"] and a["config"]["lr"] == 0.05
+        assert all(np.array_equal(p, q) for p, q in zip(a["model"].params, b["model"].params))
