@@ -31,6 +31,33 @@ def _sizes(name, value, allow_empty):
     return tuple(int(v) for v in values)
 
 
+def plan(channels, kernel, hidden, padding):
+    """Check an architecture and return its conv layers [(c_in, c_out), ...] and its sizes, allocating
+    nothing: model_io checks a file's arrays against this before it builds the model."""
+    channels = _sizes("channels", channels, allow_empty=False)
+    hidden = _sizes("hidden", hidden, allow_empty=True)
+    if isinstance(kernel, bool) or not isinstance(kernel, (int, np.integer)) or kernel < 1:
+        raise ValueError(f"kernel must be an integer >= 1, got {kernel!r}")
+    if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
+        raise ValueError(f"padding must be an integer >= 0, got {padding!r}")
+    convs, c, side = [], 1, SIDE
+    for c_out in channels:
+        side = side + 2 * padding - kernel + 1
+        if side < 2:
+            raise ValueError(f"channels={channels}, kernel={kernel}, padding={padding}: the images shrink "
+                             f"below 2x2 before pooling; use fewer conv layers, a smaller kernel or padding")
+        convs.append((c, c_out))
+        c, side = c_out, side // 2
+    return convs, (SIDE * SIDE, c * side * side, *hidden, CLASSES)
+
+
+def param_shapes(channels, kernel, hidden, padding):
+    """The shapes of a ConvNet's params, in order, without building it."""
+    convs, sizes = plan(channels, kernel, hidden, padding)
+    conv = [s for c_in, c_out in convs for s in ((kernel * kernel * c_in, c_out), (c_out,))]
+    return conv + [s for d_in, d_out in zip(sizes[1:-1], sizes[2:]) for s in ((d_in, d_out), (d_out,))]
+
+
 class ConvNet:
     """Convolutional network; X (n, 28, 28) or (n, 784) float, Y (n, 10) one-hot.
 
@@ -42,30 +69,26 @@ class ConvNet:
     activation, loss, max_batch = "relu", "cross_entropy", 1000
 
     def __init__(self, channels=(16, 32), kernel=5, hidden=128, padding=0, seed=0, dtype=np.float32):
-        self.channels = _sizes("channels", channels, allow_empty=False)
-        self.hidden = _sizes("hidden", hidden, allow_empty=True)
-        if isinstance(kernel, bool) or not isinstance(kernel, (int, np.integer)) or kernel < 1:
-            raise ValueError(f"kernel must be an integer >= 1, got {kernel!r}")
-        if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
-            raise ValueError(f"padding must be an integer >= 0, got {padding!r}")
+        convs, self.sizes = plan(channels, kernel, hidden, padding)
+        self.channels, self.hidden = tuple(c for _, c in convs), tuple(self.sizes[2:-1])
         self.kernel, self.padding, self.dtype = int(kernel), int(padding), np.dtype(dtype)
         rng = np.random.default_rng(seed)
-        self.layers, c, side = [], 1, SIDE
-        for c_out in self.channels:
-            side = side + 2 * self.padding - self.kernel + 1
-            if side < 2:
-                raise ValueError(f"channels={self.channels}, kernel={kernel}, padding={padding}: the images shrink "
-                                 f"below 2x2 before pooling; use fewer conv layers, a smaller kernel or padding")
-            self.layers += [Conv2D(c, c_out, self.kernel, self.padding, rng, self.dtype), ReLU(), MaxPool2D(2)]
-            c, side = c_out, side // 2
+        self.layers = []
+        for c_in, c_out in convs:
+            self.layers += [Conv2D(c_in, c_out, self.kernel, self.padding, rng, self.dtype), ReLU(), MaxPool2D(2)]
         self.layers.append(Flatten())
-        self.sizes = (SIDE * SIDE, c * side * side, *self.hidden, CLASSES)
         for d_in, d_out in zip(self.sizes[1:-2], self.sizes[2:-1]):
             self.layers += [Dense(d_in, d_out, rng, self.dtype), ReLU()]
         self.layers.append(Dense(self.sizes[-2], CLASSES, rng, self.dtype, activation="output"))
         self.layers[0].input_grad = False  # as nn.MLP.backward: no gradient of the pixels
         self.params = [p for layer in self.layers for p in layer.params]
         self._backward_ready = False
+
+    @property
+    def architecture(self):
+        """What model_io stores and models.build reads: a plain dict, JSON-ready."""
+        return {"kind": "conv", "channels": list(self.channels), "kernel": self.kernel,
+                "hidden": list(self.hidden), "padding": self.padding}
 
     def __repr__(self):
         return (f"ConvNet(channels={self.channels}, kernel={self.kernel}, hidden={self.hidden}, "

@@ -1,19 +1,21 @@
-"""Save a trained MLP to one .npz file (architecture and weights) and load it back.
+"""Save a trained model (an MLP or a ConvNet) to one .npz file, architecture and weights, and load it back.
 
-The file holds `sizes`, `activation` and `loss` next to the arrays W1, b1, W2, b2, ...
-so that it can be loaded with no other information. No pickles: np.load is called
+The file holds the model's `architecture` (JSON, see models.py) and its `sizes`, `activation`
+and `loss` next to the arrays W1, b1, W2, b2, ... so that it can be loaded with no other
+information; a file with no `architecture`, as saved before ConvNets, is an MLP. No pickles: np.load is called
 with allow_pickle=False, so a model file cannot run code. Every array's declared shape is
 checked against `sizes` before anything is decompressed or allocated, and weights that are
 not finite (a diverged training) are never saved and never loaded.
 """
+import json
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from . import files
-from .nn import MLP
+from . import files, models
+from .nn import MLP  # noqa: F401  (re-exported: model_io.MLP)
 
 
 class ModelFileError(ValueError):
@@ -46,8 +48,9 @@ def save_model(model, path):
     check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {_key(i): p for i, p in enumerate(model.params)}
-    files.atomic_write(path, lambda tmp: np.savez(tmp, sizes=np.array(model.sizes), activation=np.array(
-        model.activation), loss=np.array(model.loss), **arrays))
+    files.atomic_write(path, lambda tmp: np.savez(tmp, architecture=np.array(json.dumps(model.architecture)),
+                                                  sizes=np.array(model.sizes), activation=np.array(model.activation),
+                                                  loss=np.array(model.loss), **arrays))
     return path
 
 
@@ -69,8 +72,25 @@ def _declared_sizes(path, f, shapes):
     return saved
 
 
+def _build_declared(path, f, shapes):
+    """The model the file declares, built only once every array's declared shape matches it."""
+    arch = json.loads(str(f["architecture"])) if "architecture" in shapes else {"kind": "mlp"}
+    if not isinstance(arch, dict) or arch.get("kind", "mlp") == "mlp":
+        saved = _declared_sizes(path, f, shapes)
+        return MLP(saved, str(f["activation"]), str(f["loss"]))
+    try:
+        expected = models.param_shapes(arch)
+    except (ValueError, TypeError) as e:
+        raise ModelFileError(f"{path}: its architecture {arch} cannot be built: {e}") from None
+    for i, want in enumerate(expected):
+        got = shapes.get(_key(i), (None,))[0]
+        if got != tuple(want):
+            raise ModelFileError(f"{path}: {_key(i)} has shape {got}, but the architecture needs {tuple(want)}")
+    return models.build(arch)
+
+
 def load_model(path, sizes=None, inputs=None, outputs=None):
-    """Load an MLP saved by save_model.
+    """Load a model (an MLP or a ConvNet) saved by save_model.
 
     sizes: if given, the architecture the caller expects; inputs/outputs: if given, the number
     of inputs and outputs it must have (784 and 10 to read MNIST digits).
@@ -83,8 +103,8 @@ def load_model(path, sizes=None, inputs=None, outputs=None):
     try:
         shapes = files.npz_shapes(path)
         with np.load(path, allow_pickle=False) as f:
-            saved = _declared_sizes(path, f, shapes)
-            model = MLP(saved, str(f["activation"]), str(f["loss"]))
+            model = _build_declared(path, f, shapes)
+            saved = model.sizes
             for i, param in enumerate(model.params):
                 param[...] = f[_key(i)]
                 if not np.isfinite(param).all():
@@ -92,7 +112,8 @@ def load_model(path, sizes=None, inputs=None, outputs=None):
                                          f"this model cannot predict anything")
     except ModelFileError:
         raise
-    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
+            json.JSONDecodeError) as e:
         raise ModelFileError(f"{path}: not a model file saved by helpers ({type(e).__name__}: {e})") from None
     except MemoryError:
         raise ModelFileError(f"{path}: the network of sizes {saved} does not fit in memory") from None

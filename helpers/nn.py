@@ -124,6 +124,11 @@ class MLP:
     def depth(self):
         return len(self.sizes) - 1
 
+    @property
+    def architecture(self):
+        """What model_io stores and models.build reads: a plain dict, JSON-ready."""
+        return {"kind": "mlp", "sizes": list(self.sizes), "activation": self.activation, "loss": self.loss}
+
     def forward(self, X):
         """Output of the last layer, keeping every layer's activation for backward. X: (n, d).
 

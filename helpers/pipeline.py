@@ -7,7 +7,8 @@ run in SQLite; `experiments.py` trains recipes with several seeds and sets them 
 side. The notebook, the command line (`python -m helpers train`) and the
 benchmark all call these, so they share one code path. A recipe is a plain dict: the
 MLP's `sizes`, `activation` and `loss`, `n_train` (how many training images to use;
-None for all of them) and the keyword arguments of `training.fit`.
+None for all of them) and the keyword arguments of `training.fit`; or, for a ConvNet,
+kind="conv" and its architecture (see models.py) in place of the MLP's three.
 """
 import platform
 import sqlite3
@@ -15,8 +16,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from . import data, db, training
-from .nn import MLP
+from . import data, db, models, training
 
 RECIPES = {
     # The original: sigmoid, mean squared error, full-batch gradient descent on 1,000 images.
@@ -32,7 +32,7 @@ RECIPES = {
                  epochs=40, batch_size=128, optimizer="sgd", lr=0.05, momentum=0.9,
                  weight_decay=1e-4, schedule="cosine", augment=True),
 }
-MODEL_KEYS = ("sizes", "activation", "loss")
+MODEL_KEYS = models.KEYS  # the architecture: an MLP's sizes, activation, loss, or a ConvNet's (models.py)
 
 
 def versions():
@@ -75,7 +75,7 @@ def train_recipe(recipe, dataset, *, seed=0, name=None, progress=True, final=Fal
     fit_args = {k: v for k, v in recipe.items() if k not in MODEL_KEYS + ("n_train",)}
     X, y, X_valid, y_valid = prepare(dataset, recipe.get("n_train"), final)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    model = MLP(recipe["sizes"], recipe["activation"], recipe["loss"], seed=seed)
+    model = models.build(recipe, seed=seed)
     valid = (X_valid, y_valid) if curves else (None, None)
     history = training.fit(model, X, y, *valid, seed=seed, progress=progress, desc=name or "training",
                            valid_every=max(1, recipe["epochs"] // 100), **fit_args)

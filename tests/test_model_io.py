@@ -1,5 +1,6 @@
 """Saving and loading models: round trip, concurrent saves, and every file that must be refused."""
 import io
+import json
 import multiprocessing
 import zipfile
 
@@ -125,3 +126,44 @@ def test_a_model_that_does_not_read_digits_is_refused(tmp_path):
     path = model_io.save_model(small_model(sizes=(100, 10)), tmp_path / "m.npz")
     with pytest.raises(model_io.ModelFileError, match="the network has 100 inputs, a digit classifier needs 784"):
         model_io.load_model(path, inputs=784, outputs=10)
+
+
+def test_a_convnet_round_trips_and_a_file_without_an_architecture_is_an_mlp(tmp_path):
+    from helpers.convnet import ConvNet
+
+    net = ConvNet(channels=(2, 3), kernel=3, hidden=(8,), padding=1, seed=4)
+    loaded = model_io.load_model(model_io.save_model(net, tmp_path / "conv.npz"), inputs=784, outputs=10)
+    assert type(loaded) is ConvNet and loaded.architecture == net.architecture and loaded.sizes == net.sizes
+    assert all(np.array_equal(p, q) for p, q in zip(loaded.params, net.params))
+    x = np.random.default_rng(0).random((5, 784), np.float32)
+    np.testing.assert_array_equal(loaded.predict_proba(x), net.predict_proba(x))
+    write_npz(tmp_path / "old.npz", model_arrays(small_model(seed=3)))  # as saved before ConvNets
+    old = model_io.load_model(tmp_path / "old.npz")
+    assert type(old) is MLP and all(np.array_equal(p, q) for p, q in zip(old.params, small_model(seed=3).params))
+
+
+def conv_arrays(arch, **changes):
+    from helpers import models
+
+    net = models.build(arch)
+    arrays = {f"{'Wb'[i % 2]}{i // 2 + 1}": p for i, p in enumerate(net.params)} | changes
+    return dict(architecture=np.array(json.dumps(arch)), sizes=np.array(net.sizes), activation=np.array("relu"),
+                loss=np.array("cross_entropy"), **arrays)
+
+
+CONV = {"kind": "conv", "channels": [2], "kernel": 3, "hidden": [], "padding": 0}
+
+
+@pytest.mark.parametrize("arrays, message", [
+    (conv_arrays(CONV, W1=np.zeros((9, 5), np.float32)), r"W1 has shape \(9, 5\), but the architecture needs \(9, 2\)"),
+    ({**conv_arrays(CONV), "architecture": np.array(json.dumps({**CONV, "kind": "rnn"}))},
+     r"cannot be built: kind must be one of \['conv', 'mlp'\], got 'rnn'"),
+    ({**conv_arrays(CONV), "architecture": np.array(json.dumps({**CONV, "kernel": 40}))},
+     r"cannot be built: channels=\(2,\), kernel=40, padding=0: the images shrink below 2x2"),
+    ({**conv_arrays(CONV), "architecture": np.array("{not json")},
+     r"not a model file saved by helpers \(JSONDecodeError"),
+])
+def test_a_convnet_file_that_does_not_match_its_architecture_is_refused(tmp_path, arrays, message):
+    write_npz(tmp_path / "conv.npz", arrays)
+    with pytest.raises(model_io.ModelFileError, match=message):
+        model_io.load_model(tmp_path / "conv.npz")

@@ -238,3 +238,21 @@ def test_a_sweep_trains_each_value_like_try_seeds_and_reuses_the_known_runs(mnis
     for a, b in zip(swept[0.05], alone):
         assert a["config"] == b["config"] and a["config"]["lr"] == 0.05
         assert all(np.array_equal(p, q) for p, q in zip(a["model"].params, b["model"].params))
+
+
+def test_a_convnet_recipe_goes_through_the_same_protocol_as_an_mlp(mnist, tmp_path):
+    (x_train, y_train), _ = mnist
+    sealed = ((x_train, y_train), (Untouchable(), Untouchable()))
+    training_settings = {k: v for k, v in pipeline.RECIPES["default"].items() if k not in pipeline.MODEL_KEYS}
+    recipes = {"conv": {**training_settings, "kind": "conv", "channels": (4,), "kernel": 5, "hidden": (16,),
+                        "padding": 0, "augment": False, "n_train": 2000}}
+    conv = experiments.change(recipes, "conv 2 epochs", "conv", epochs=2)
+    run = pipeline.train_recipe(conv, sealed, seed=1, progress=False)
+    model = run["model"]
+    assert model.architecture == {"kind": "conv", "channels": [4], "kernel": 5, "hidden": [16], "padding": 0}
+    assert run["metrics"]["n_train"] == 2000 and run["metrics"]["valid_accuracy"] > 0.5  # chance: 0.1
+    again = pipeline.train_recipe(conv, sealed, seed=1, progress=False)
+    assert all(np.array_equal(p, q) for p, q in zip(model.params, again["model"].params))  # seeded
+    run_id = pipeline.save_run(tmp_path / "db.sqlite", run, mnist)
+    path = model_io.save_model(model, tmp_path / "conv.npz")
+    assert run_id == 1 and model_io.load_model(path).architecture == model.architecture
