@@ -66,9 +66,16 @@ class Conv2D:
         x = x.transpose(0, 2, 3, 1)  # NHWC: a view, contiguous when x came from a layer of this module
         if p:
             x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-        windows = sliding_window_view(x, (k, k), axis=(1, 2))  # (n, ho, wo, c, k, k): a view, nothing copied
-        # im2col: one row per output pixel, its k*k*c inputs in W's row order. The reshape is the one copy.
-        self.cols = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, k * k * c)
+        if c == 1:  # rows of k values would copy slowly: copy k*k shifted images instead, 4 times faster
+            cols_t = np.empty((k * k, n, ho, wo), x.dtype)
+            for i in range(k):
+                for j in range(k):
+                    cols_t[i * k + j] = x[:, i:i + ho, j:j + wo, 0]
+            self.cols = cols_t.reshape(k * k, n * ho * wo).T  # the same matrix, stored column by column
+        else:
+            windows = sliding_window_view(x, (k, k), axis=(1, 2))  # (n, ho, wo, c, k, k): a view, no copy
+            # im2col: one row per output pixel, its k*k*c inputs in W's row order. The reshape is the one copy.
+            self.cols = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, k * k * c)
         self.x_shape = (n, c, h, w)
         out = self.cols @ self.W  # (n*ho*wo, c_out): every output pixel of every image in one product
         out += self.b
