@@ -32,6 +32,36 @@ def _check_x(name, x, ndim, channels):
         raise ValueError(f"{name}: x must have shape {want.format(channels)}, got {x.shape}")
 
 
+def im2col(x, k, p):
+    """(n*ho*wo, k*k*c): one row per output pixel, its k x k window of x (n, h, w, c) (NHWC, padded
+    by p zeros) in the order of Conv2D.W's rows."""
+    n, h, w, c = x.shape
+    ho, wo = h + 2 * p - k + 1, w + 2 * p - k + 1
+    if p:
+        x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    if c == 1:  # rows of k values would copy slowly: copy k*k shifted images instead, 4 times faster
+        cols_t = np.empty((k * k, n, ho, wo), x.dtype)
+        for i in range(k):
+            for j in range(k):
+                cols_t[i * k + j] = x[:, i:i + ho, j:j + wo, 0]
+        return cols_t.reshape(k * k, n * ho * wo).T  # the same matrix, stored column by column
+    windows = sliding_window_view(x, (k, k), axis=(1, 2))  # (n, ho, wo, c, k, k): a view, nothing copied
+    return windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, k * k * c)  # the one copy
+
+
+def col2im(dcols, x_shape, p):
+    """dloss/dx (n, h, w, c) from dcols (k, k, n, ho, wo, c), the gradient sent through each kernel
+    offset: the output pixel (y, x) read the input pixel (y + i, x + j) at offset (i, j), so it sends
+    its gradient back there. k*k shifted additions instead of a scatter over every window."""
+    k, _, n, ho, wo, c = dcols.shape
+    _, h, w, _ = x_shape
+    dx = np.zeros((n, h + 2 * p, w + 2 * p, c), dcols.dtype)
+    for i in range(k):
+        for j in range(k):
+            dx[:, i:i + ho, j:j + wo] += dcols[i, j]
+    return dx[:, p:p + h, p:p + w]  # the padding dropped
+
+
 class Conv2D:
     """Convolution with stride 1 and `padding` zeros on every side (a cross-correlation, as in
     every deep-learning library: the filter is not flipped).
@@ -63,19 +93,7 @@ class Conv2D:
         ho, wo = h + 2 * p - k + 1, w + 2 * p - k + 1
         if ho < 1 or wo < 1:
             raise ValueError(f"Conv2D: a {h}x{w} input with padding {p} is smaller than the {k}x{k} kernel")
-        x = x.transpose(0, 2, 3, 1)  # NHWC: a view, contiguous when x came from a layer of this module
-        if p:
-            x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-        if c == 1:  # rows of k values would copy slowly: copy k*k shifted images instead, 4 times faster
-            cols_t = np.empty((k * k, n, ho, wo), x.dtype)
-            for i in range(k):
-                for j in range(k):
-                    cols_t[i * k + j] = x[:, i:i + ho, j:j + wo, 0]
-            self.cols = cols_t.reshape(k * k, n * ho * wo).T  # the same matrix, stored column by column
-        else:
-            windows = sliding_window_view(x, (k, k), axis=(1, 2))  # (n, ho, wo, c, k, k): a view, no copy
-            # im2col: one row per output pixel, its k*k*c inputs in W's row order. The reshape is the one copy.
-            self.cols = windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, k * k * c)
+        self.cols = im2col(x.transpose(0, 2, 3, 1), k, p)  # NHWC: a view, contiguous after a layer here
         self.x_shape = (n, c, h, w)
         out = self.cols @ self.W  # (n*ho*wo, c_out): every output pixel of every image in one product
         out += self.b
@@ -92,13 +110,7 @@ class Conv2D:
         # dloss/dcols = d W^T, as one batched product over the k*k kernel offsets, so that the gradient
         # sent through offset (i, j) is one contiguous block dcols[i, j] of shape (n, ho, wo, c).
         dcols = np.matmul(d, self.W.reshape(k * k, c, c_out).transpose(0, 2, 1)).reshape(k, k, n, ho, wo, c)
-        # col2im: the output pixel (y, x) read the input pixel (y + i, x + j) at offset (i, j), so it
-        # sends its gradient back there. k*k shifted additions instead of a scatter over every window.
-        dx = np.zeros((n, h + 2 * p, w + 2 * p, c), dout.dtype)  # NHWC, like the layers before it
-        for i in range(k):
-            for j in range(k):
-                dx[:, i:i + ho, j:j + wo] += dcols[i, j]
-        return dx[:, p:p + h, p:p + w].transpose(0, 3, 1, 2)  # padding dropped; an NCHW view
+        return col2im(dcols, (n, h, w, c), p).transpose(0, 3, 1, 2)  # an NCHW view of NHWC memory
 
 
 class MaxPool2D:
