@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 
-from . import data, db, model_io, paths, pipeline, training
+import numpy as np
+
+from . import data, db, model_io, models, paths, pipeline, training
 
 MAX_TRAIN_BYTES = 2 * 2**30  # a network needing more than this is refused before training
 
@@ -31,11 +33,16 @@ def _lr(text):
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def memory_needed(sizes, batch_size, n_eval=10_000):
-    """Bytes of float32 a training of this network needs, roughly: each weight four times (itself,
-    its gradient, momentum, scratch) and three arrays per layer for the largest batch."""
-    weights = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    return 4 * (4 * weights + 3 * max(batch_size or 60_000, n_eval) * sum(sizes))
+def memory_needed(recipe, n_eval=10_000):
+    """Bytes of float32 a training of this recipe needs, roughly: each weight four times (itself,
+    its gradient, momentum, scratch) and three arrays per layer for the largest batch (a ConvNet
+    works through at most 1,000 images at a time, about 30,000 numbers each in its conv layers)."""
+    weights = sum(int(np.prod(shape)) for shape in models.param_shapes(recipe))
+    arch = models.architecture(recipe)
+    if arch["kind"] == "conv":
+        return 4 * (4 * weights + 1000 * 30_000)
+    batch = max(recipe["batch_size"] or 60_000, n_eval)
+    return 4 * (4 * weights + 3 * batch * sum(arch["sizes"]))
 
 
 def train(args):
@@ -43,13 +50,17 @@ def train(args):
     for key in ("epochs", "batch_size", "lr"):
         if getattr(args, key) is not None:
             recipe[key] = getattr(args, key)
+    conv = recipe.get("kind") == "conv"
     if args.hidden is not None:
-        recipe["sizes"] = (784, *args.hidden, 10)
+        recipe.update({"hidden": tuple(args.hidden)} if conv else {"sizes": (784, *args.hidden, 10)})
     if args.activation is not None:
+        if conv:
+            sys.exit(f"error: --activation: the {args.recipe} recipe's ConvNet uses ReLU only")
         recipe["activation"] = args.activation
-    need = memory_needed(recipe["sizes"], recipe["batch_size"])
+    need = memory_needed(recipe)
     if need > MAX_TRAIN_BYTES:
-        sys.exit(f"error: sizes {list(recipe['sizes'])} with batches of {recipe['batch_size']} would need about "
+        what = f"hidden {list(recipe['hidden'])}" if conv else f"sizes {list(recipe['sizes'])}"
+        sys.exit(f"error: {what} with batches of {recipe['batch_size']} would need about "
                  f"{need / 2**30:.1f} GiB of memory, more than the {MAX_TRAIN_BYTES / 2**30:.0f} GiB allowed; "
                  f"choose fewer hidden units (--hidden) or a smaller --batch-size")
     # Output paths are checked now, not after minutes of training.

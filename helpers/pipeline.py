@@ -31,6 +31,10 @@ RECIPES = {
     "long": dict(sizes=(784, 1024, 1024, 10), activation="relu", loss="cross_entropy", n_train=None,
                  epochs=40, batch_size=128, optimizer="sgd", lr=0.05, momentum=0.9,
                  weight_decay=1e-4, schedule="cosine", augment=True),
+    # The next chapter's convolutional network (models.py): conv 5x5 1->16, pool, conv 5x5 16->32, pool,
+    # 512->128->10. Provisional: the settings of the prototype, not yet chosen on validation.
+    "conv": dict(kind="conv", channels=(16, 32), kernel=5, hidden=(128,), padding=0, n_train=None, epochs=8,
+                 batch_size=128, optimizer="sgd", lr=0.05, momentum=0.9, schedule="cosine", augment=True),
 }
 MODEL_KEYS = models.KEYS  # the architecture: an MLP's sizes, activation, loss, or a ConvNet's (models.py)
 

@@ -172,3 +172,23 @@ def test_migrate_brings_a_version_1_database_up_to_date(tmp_path, capsys):
     assert version == 2 and [r[0] for r in tables["runs"]] == [r[0] for r in runs_before]
     cli.main(["report", "--db", str(tmp_path / "old.db")])
     assert capsys.readouterr().out.splitlines()[0].startswith("run 1 (old, 1,000 images): test accuracy 0.8000")
+
+
+def test_the_conv_recipe_trains_from_the_command_line_like_the_others(tmp_path, capsys, mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    small = tmp_path / "small.npz"  # 500 training images before the 10,000 validation images, 200 test images
+    np.savez(small, x_train=np.concatenate([x_train[:500], x_train[50000:]]),
+             y_train=np.concatenate([y_train[:500], y_train[50000:]]), x_test=x_test[:200], y_test=y_test[:200])
+    db_path, model_path = tmp_path / "runs.db", tmp_path / "conv.npz"
+    cli.main(["train", "--recipe", "conv", "--epochs", "1", "--hidden", "32", "--quiet", "--data", str(small),
+              "--db", str(db_path), "--save", str(model_path)])
+    out = capsys.readouterr().out
+    assert "validation accuracy" in out and "test accuracy" in out and f"model saved to {model_path}" in out
+    model = model_io.load_model(model_path, inputs=784, outputs=10)
+    assert model.architecture == {"kind": "conv", "channels": [16, 32], "kernel": 5, "hidden": [32], "padding": 0}
+    config = json.loads(sqlite3.connect(db_path).execute("SELECT config FROM runs").fetchone()[0])
+    assert config["kind"] == "conv" and config["hidden"] == [32] and "sizes" not in config
+    with pytest.raises(SystemExit, match="--activation: the conv recipe's ConvNet uses ReLU only"):
+        cli.main(["train", "--recipe", "conv", "--activation", "tanh", "--data", str(small), "--no-db"])
+    with pytest.raises(SystemExit, match=r"hidden \[100000000\] with batches of 128 would need about"):
+        cli.main(["train", "--recipe", "conv", "--hidden", "100000000", "--no-db"])
