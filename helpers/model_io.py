@@ -2,10 +2,10 @@
 
 The file holds the model's `architecture` (JSON, see models.py) and its `sizes`, `activation`
 and `loss` next to the arrays W1, b1, W2, b2, ... so that it can be loaded with no other
-information; a file with no `architecture`, as saved before ConvNets, is an MLP. No pickles: np.load is called
-with allow_pickle=False, so a model file cannot run code. Every array's declared shape is
-checked against `sizes` before anything is decompressed or allocated, and weights that are
-not finite (a diverged training) are never saved and never loaded.
+information; a file with no `architecture`, as saved before ConvNets, is an MLP. No pickles:
+np.load is called with allow_pickle=False, so a model file cannot run code. Every array's
+declared shape is checked against the architecture before anything is decompressed or
+allocated, and weights that are not finite (a diverged training) are never saved or loaded.
 """
 import json
 import zipfile
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import files, models
-from .nn import MLP  # noqa: F401  (re-exported: model_io.MLP)
+from .nn import MLP  # noqa: F401  (tests and older code use model_io.MLP)
 
 
 class ModelFileError(ValueError):
@@ -77,16 +77,22 @@ def _build_declared(path, f, shapes):
     arch = json.loads(str(f["architecture"])) if "architecture" in shapes else {"kind": "mlp"}
     if not isinstance(arch, dict) or arch.get("kind", "mlp") == "mlp":
         saved = _declared_sizes(path, f, shapes)
-        return MLP(saved, str(f["activation"]), str(f["loss"]))
+        arch, what = {"kind": "mlp", "sizes": saved, "activation": str(f["activation"]),
+                      "loss": str(f["loss"])}, f"of sizes {saved}"
+    else:
+        try:
+            expected = models.param_shapes(arch)
+        except (ValueError, TypeError) as e:
+            raise ModelFileError(f"{path}: its architecture {arch} cannot be built: {e}") from None
+        for i, want in enumerate(expected):
+            got = shapes.get(_key(i), (None,))[0]
+            if got != tuple(want):
+                raise ModelFileError(f"{path}: {_key(i)} has shape {got}, but the architecture needs {tuple(want)}")
+        what = str(arch)
     try:
-        expected = models.param_shapes(arch)
-    except (ValueError, TypeError) as e:
-        raise ModelFileError(f"{path}: its architecture {arch} cannot be built: {e}") from None
-    for i, want in enumerate(expected):
-        got = shapes.get(_key(i), (None,))[0]
-        if got != tuple(want):
-            raise ModelFileError(f"{path}: {_key(i)} has shape {got}, but the architecture needs {tuple(want)}")
-    return models.build(arch)
+        return models.build(arch)
+    except MemoryError:
+        raise ModelFileError(f"{path}: the network {what} does not fit in memory") from None
 
 
 def load_model(path, sizes=None, inputs=None, outputs=None):
@@ -99,12 +105,10 @@ def load_model(path, sizes=None, inputs=None, outputs=None):
     if not path.is_file():
         raise ModelFileError(f"{path}: no saved model here. Train one first: run notebooks/Neural_net.ipynb "
                              f"or `python -m helpers train`.")
-    saved = None
     try:
         shapes = files.npz_shapes(path)
         with np.load(path, allow_pickle=False) as f:
             model = _build_declared(path, f, shapes)
-            saved = model.sizes
             for i, param in enumerate(model.params):
                 param[...] = f[_key(i)]
                 if not np.isfinite(param).all():
@@ -112,11 +116,11 @@ def load_model(path, sizes=None, inputs=None, outputs=None):
                                          f"this model cannot predict anything")
     except ModelFileError:
         raise
-    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
-            json.JSONDecodeError) as e:
+    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise ModelFileError(f"{path}: not a model file saved by helpers ({type(e).__name__}: {e})") from None
-    except MemoryError:
-        raise ModelFileError(f"{path}: the network of sizes {saved} does not fit in memory") from None
+    except MemoryError:  # reading the weights; building the network is checked in _build_declared
+        raise ModelFileError(f"{path}: the network's weights do not fit in memory") from None
+    saved = model.sizes
     if sizes is not None and tuple(sizes) != saved:
         raise ModelFileError(f"{path}: holds a network of sizes {saved}, expected {tuple(sizes)}")
     for n, want, what in ((saved[0], inputs, "inputs"), (saved[-1], outputs, "outputs")):

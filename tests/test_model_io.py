@@ -167,3 +167,20 @@ def test_a_convnet_file_that_does_not_match_its_architecture_is_refused(tmp_path
     write_npz(tmp_path / "conv.npz", arrays)
     with pytest.raises(model_io.ModelFileError, match=message):
         model_io.load_model(tmp_path / "conv.npz")
+
+
+def test_a_network_that_does_not_fit_in_memory_is_one_clear_error(tmp_path, monkeypatch):
+    from helpers import models
+    from helpers.convnet import ConvNet
+
+    mlp = model_io.save_model(small_model(), tmp_path / "mlp.npz")
+    conv = model_io.save_model(ConvNet(channels=(2,), kernel=3, hidden=()), tmp_path / "conv.npz")
+
+    def no_memory(*args, **kwargs):  # what allocating a network too large for this machine raises
+        raise MemoryError
+
+    monkeypatch.setattr(models, "build", no_memory)
+    with pytest.raises(model_io.ModelFileError, match=r"mlp.npz: the network of sizes \(784, 8, 10\) does not fit"):
+        model_io.load_model(mlp)
+    with pytest.raises(model_io.ModelFileError, match=r"conv.npz: the network \{'kind': 'conv'.* does not fit"):
+        model_io.load_model(conv)
