@@ -17,7 +17,7 @@ forward, activations[0] the input and activations[l] the output of layer l after
 """
 import numpy as np
 
-from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, _check_int
 from .nn import cross_entropy, log_softmax, softmax_cross_entropy_grad
 
 SIDE, CLASSES = 28, 10
@@ -36,10 +36,7 @@ def plan(channels, kernel, hidden, padding):
     nothing: model_io checks a file's arrays against this before it builds the model."""
     channels = _sizes("channels", channels, allow_empty=False)
     hidden = _sizes("hidden", hidden, allow_empty=True)
-    if isinstance(kernel, bool) or not isinstance(kernel, (int, np.integer)) or kernel < 1:
-        raise ValueError(f"kernel must be an integer >= 1, got {kernel!r}")
-    if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
-        raise ValueError(f"padding must be an integer >= 0, got {padding!r}")
+    kernel, padding = _check_int("kernel", kernel, 1), _check_int("padding", padding, 0)
     convs, c, side = [], 1, SIDE
     for c_out in channels:
         side = side + 2 * padding - kernel + 1
