@@ -197,6 +197,13 @@ def one_hot(y, k=10, dtype=np.float32):
     return out
 
 
+def shifted(x, right, down):
+    """x: (n, 28, 28) moved right and down by whole pixels (>= 0), zero fill (no re-centring)."""
+    out = np.zeros_like(x)
+    out[:, down:, right:] = x[:, :28 - down, :28 - right]
+    return out
+
+
 def random_shift(x, rng, max_shift=2, out=None):
     """Move each flattened 28x28 image by up to max_shift pixels in x and y (zero fill).
 

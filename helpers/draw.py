@@ -14,7 +14,7 @@ import numpy as np
 from IPython.display import display
 from PIL import Image, ImageDraw
 
-from . import images, plots
+from . import conv_plots, data, images, plots
 
 SIDE, PEN = 280, 20  # canvas pixels and pen width: 10x MNIST, strokes about as thick as its ink
 SEVEN = (((95, 60), (200, 60), (120, 230)), ((110, 145), (185, 145)))
@@ -99,23 +99,12 @@ def not_digits(inputs, probas, names, title="Every input gets a digit"):
     return fig
 
 
-def shifted(x, right, down):
-    """x: (n, 28, 28) moved right and down by whole pixels, zero fill (no re-centring)."""
-    out = np.zeros_like(x)
-    out[:, down:, right:] = x[:, :28 - down, :28 - right]
-    return out
+shifted = data.shifted  # Draw.ipynb's name for it
 
 
 def shift_curve(shifts, accuracies, title="Test accuracy of the MLP on shifted digits"):
     """One line per direction: accuracies {label: [accuracy per shift]}; the axis starts at 0."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    for label, acc in accuracies.items():
-        ax.plot(shifts, acc, "o-", label=label)
-    ax.axhline(0.1, color="grey", ls=":", label="chance (10%)")
-    ax.set(xlabel="shift (pixels)", ylabel="test accuracy", ylim=(0, 1), xticks=shifts, title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
-    return fig
+    return conv_plots.shift_curves(shifts, accuracies, title, ylabel="test accuracy")
 
 
 class Pad(widgets.HBox):

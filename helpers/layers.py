@@ -41,9 +41,9 @@ def im2col(x, k, p):
         x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
     if c == 1:  # rows of k values would copy slowly: copy k*k shifted images instead, 4 times faster
         cols_t = np.empty((k * k, n, ho, wo), x.dtype)
-        for i in range(k):
-            for j in range(k):
-                cols_t[i * k + j] = x[:, i:i + ho, j:j + wo, 0]
+        for u in range(k):
+            for v in range(k):
+                cols_t[u * k + v] = x[:, u:u + ho, v:v + wo, 0]
         return cols_t.reshape(k * k, n * ho * wo).T  # the same matrix, stored column by column
     windows = sliding_window_view(x, (k, k), axis=(1, 2))  # (n, ho, wo, c, k, k): a view, nothing copied
     return windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, k * k * c)  # the one copy
@@ -51,14 +51,14 @@ def im2col(x, k, p):
 
 def col2im(dcols, x_shape, p):
     """dloss/dx (n, h, w, c) from dcols (k, k, n, ho, wo, c), the gradient sent through each kernel
-    offset: the output pixel (y, x) read the input pixel (y + i, x + j) at offset (i, j), so it sends
+    offset: the output pixel (i, j) read the input pixel (i + u, j + v) at offset (u, v), so it sends
     its gradient back there. k*k shifted additions instead of a scatter over every window."""
     k, _, n, ho, wo, c = dcols.shape
     _, h, w, _ = x_shape
     dx = np.zeros((n, h + 2 * p, w + 2 * p, c), dcols.dtype)
-    for i in range(k):
-        for j in range(k):
-            dx[:, i:i + ho, j:j + wo] += dcols[i, j]
+    for u in range(k):
+        for v in range(k):
+            dx[:, u:u + ho, v:v + wo] += dcols[u, v]
     return dx[:, p:p + h, p:p + w]  # the padding dropped
 
 
@@ -67,8 +67,8 @@ class Conv2D:
     every deep-learning library: the filter is not flipped).
 
     x (n, c_in, h, w) -> out (n, c_out, h + 2p - k + 1, w + 2p - k + 1).
-    W (k * k * c_in, c_out): row (i*k + j)*c_in + c is the weight of input channel c at kernel offset
-    (i, j), so W[:, o].reshape(k, k, c_in) is filter o; b (c_out,). He initialisation (fan-in k*k*c_in).
+    W (k * k * c_in, c_out): row (u*k + v)*c_in + c is the weight of input channel c at kernel offset
+    (u, v), so W[:, o].reshape(k, k, c_in) is filter o; b (c_out,). He initialisation (fan-in k*k*c_in).
     The output is stored channels-last (NHWC) and returned as an NCHW view, and layers after it
     keep that memory order: the windows of an NHWC image copy in runs of c values, which made
     im2col 4 times faster than from NCHW.
@@ -108,7 +108,7 @@ class Conv2D:
         if not self.input_grad:
             return None
         # dloss/dcols = d W^T, as one batched product over the k*k kernel offsets, so that the gradient
-        # sent through offset (i, j) is one contiguous block dcols[i, j] of shape (n, ho, wo, c).
+        # sent through offset (u, v) is one contiguous block dcols[u, v] of shape (n, ho, wo, c).
         dcols = np.matmul(d, self.W.reshape(k * k, c, c_out).transpose(0, 2, 1)).reshape(k, k, n, ho, wo, c)
         return col2im(dcols, (n, h, w, c), p).transpose(0, 3, 1, 2)  # an NCHW view of NHWC memory
 
