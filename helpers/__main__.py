@@ -78,7 +78,8 @@ def train(args):
               f"not trained on)")
     pipeline.test_once(run, dataset)
     if args.save:
-        print(f"model saved to {paths.shown(model_io.save_model(run['model'], args.save))}")
+        saved = model_io.save_model(run["model"], args.save, test_accuracy=metrics["test_accuracy"])
+        print(f"model saved to {paths.shown(saved)}")
     if not args.no_db:
         dataset_name = "mnist" if args.data is None else str(args.data)
         print(f"run {pipeline.save_run(args.db, run, dataset, dataset_name)} written to {paths.shown(args.db)}")
@@ -116,7 +117,14 @@ def report(args):
 def predict(args):
     from . import images  # Pillow is only needed here
 
-    model = model_io.load_model(args.model, inputs=784, outputs=10)
+    if args.model is None:  # the best of the saved models, by the test accuracy stored with each
+        path, accuracy = model_io.best_saved(paths.SAVED_MODELS)
+        known = "no test accuracy stored" if accuracy is None else f"test accuracy {accuracy:.2%}"
+        print(f"model: {paths.shown(path)} ({known}; the best of the saved models in "
+              f"{', '.join(paths.shown(p) for p in paths.SAVED_MODELS if p.is_file())})")
+    else:
+        path = args.model
+    model = model_io.load_model(path, inputs=784, outputs=10)
     failed = 0
     for path in args.paths:  # a bad file is reported and the others are still read
         try:
@@ -166,8 +174,8 @@ def main(argv=None):
     p.set_defaults(func=train)
     p = sub.add_parser("predict", help="classify your own digit images (PNG, JPEG) with a saved model")
     p.add_argument("paths", nargs="+", help="image files")
-    p.add_argument("--model", default=paths.MODEL_PATH,
-                   help=f"saved model (default: {paths.shown(paths.MODEL_PATH)})")
+    p.add_argument("--model", help="saved model (default: the one with the highest stored test accuracy of "
+                                   + ", ".join(paths.shown(p) for p in paths.SAVED_MODELS) + ")")
     p.set_defaults(func=predict)
     p = sub.add_parser("report", help="print the accuracy of the latest runs in the database")
     p.add_argument("--db", default=paths.DB_PATH, help=f"SQLite file (default: {db_default})")

@@ -37,9 +37,10 @@ def check_writable(path):
         raise ModelFileError(str(e)) from None
 
 
-def save_model(model, path):
+def save_model(model, path, test_accuracy=None):
     """Write model to path (.npz), atomically: a crash or a concurrent save never leaves a
-    half-written file. Refuses (ModelFileError, nothing written) weights that are not finite."""
+    half-written file. Refuses (ModelFileError, nothing written) weights that are not finite.
+    test_accuracy: the final model's, measured once, stored with it so `best_saved` can rank files."""
     path = Path(path)
     bad = [_key(i) for i, p in enumerate(model.params) if not np.isfinite(p).all()]
     if bad:
@@ -48,10 +49,36 @@ def save_model(model, path):
     check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {_key(i): p for i, p in enumerate(model.params)}
+    if test_accuracy is not None:
+        arrays["test_accuracy"] = np.array(float(test_accuracy))
     files.atomic_write(path, lambda tmp: np.savez(tmp, architecture=np.array(json.dumps(model.architecture)),
                                                   sizes=np.array(model.sizes), activation=np.array(model.activation),
                                                   loss=np.array(model.loss), **arrays))
     return path
+
+
+def saved_test_accuracy(path):
+    """The test accuracy save_model stored in the file at path, or None (none stored, or not readable)."""
+    try:
+        if files.npz_shapes(path).get("test_accuracy", (None,))[0] != ():  # one number, or none stored
+            return None
+        with np.load(path, allow_pickle=False) as f:
+            value = float(f["test_accuracy"])
+    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error):
+        return None
+    return value if 0 <= value <= 1 else None
+
+
+def best_saved(candidates):
+    """(path, its test accuracy or None): of the candidate files that exist, the one with the highest
+    stored test accuracy; files without one rank below those with one, ties go to the earlier candidate."""
+    existing = [Path(p) for p in candidates if Path(p).is_file()]
+    if not existing:
+        raise ModelFileError(f"no saved model in {', '.join(str(p) for p in candidates)}. Train one first: run "
+                             f"notebooks/Neural_net.ipynb or `python -m helpers train --save`.")
+    scored = [(saved_test_accuracy(p), p) for p in existing]
+    accuracy, path = max(scored, key=lambda item: -1.0 if item[0] is None else item[0])
+    return path, accuracy
 
 
 def _declared_sizes(path, f, shapes):

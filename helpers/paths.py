@@ -2,7 +2,8 @@
 
 Other modules take paths as arguments and fall back to these. Two environment
 variables let tests and the command line point the notebooks elsewhere without
-editing them: NN_DB_PATH (the SQLite file) and NN_MODEL_PATH (the saved model).
+editing them: NN_DB_PATH (the SQLite file), NN_MODEL_PATH (the saved MLP) and NN_CONV_MODEL_PATH
+(the saved ConvNet of Conv_net.ipynb).
 A relative value is resolved against the repository root (and `~` is expanded), so it
 names the same file from the command line and from a notebook kernel started in notebooks/.
 """
@@ -34,3 +35,6 @@ def shown(path):
 
 DB_PATH = from_env("NN_DB_PATH", ROOT / "database.db")
 MODEL_PATH = from_env("NN_MODEL_PATH", ROOT / "models" / "default.npz")
+CONV_MODEL_PATH = from_env("NN_CONV_MODEL_PATH", ROOT / "models" / "conv.npz")
+# Where `predict` looks for the best model: the notebooks' two and `make long`'s two.
+SAVED_MODELS = (MODEL_PATH, CONV_MODEL_PATH, ROOT / "models" / "long.npz", ROOT / "models" / "conv-long.npz")

@@ -96,6 +96,17 @@ def test_predict_command(tmp_path, capsys, default_model):
     assert line.count(": 0.") + line.count(": 1.0") == 3  # the top three probabilities
 
 
+def test_predict_without_a_model_uses_the_best_saved_one_and_says_which(tmp_path, capsys, monkeypatch, default_model):
+    worse = model_io.save_model(default_model, tmp_path / "worse.npz", test_accuracy=0.9)
+    better = model_io.save_model(default_model, tmp_path / "better.npz", test_accuracy=0.99)
+    monkeypatch.setattr(cli.paths, "SAVED_MODELS", (worse, tmp_path / "none.npz", better))
+    Image.fromarray(draw.example_drawing()).save(tmp_path / "seven.png")
+    cli.main(["predict", str(tmp_path / "seven.png")])
+    chosen, read = capsys.readouterr().out.strip().splitlines()
+    assert chosen == (f"model: {better} (test accuracy 99.00%; the best of the saved models in {worse}, {better})")
+    assert read.startswith(f"{tmp_path / 'seven.png'}: 7  (7: ")
+
+
 def test_predict_command_errors(tmp_path, capsys, default_model):
     Image.fromarray(draw.example_drawing()).save(tmp_path / "seven.png")
     with pytest.raises(SystemExit, match="no saved model here. Train one first"):

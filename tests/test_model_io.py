@@ -184,3 +184,19 @@ def test_a_network_that_does_not_fit_in_memory_is_one_clear_error(tmp_path, monk
         model_io.load_model(mlp)
     with pytest.raises(model_io.ModelFileError, match=r"conv.npz: the network \{'kind': 'conv'.* does not fit"):
         model_io.load_model(conv)
+
+
+def test_the_best_saved_model_is_the_one_with_the_highest_stored_test_accuracy(tmp_path):
+    paths = [tmp_path / name for name in ("a.npz", "b.npz", "c.npz", "missing.npz", "d.npz")]
+    model_io.save_model(small_model(), paths[0], test_accuracy=0.98)
+    model_io.save_model(small_model(), paths[1], test_accuracy=0.993)
+    model_io.save_model(small_model(), paths[2])  # no accuracy stored: ranks below the others
+    write_npz(paths[4], {**model_arrays(small_model()), "test_accuracy": np.array([0.999, 0.999])})  # not one number
+    assert model_io.saved_test_accuracy(paths[1]) == pytest.approx(0.993)
+    assert model_io.saved_test_accuracy(paths[2]) is None and model_io.saved_test_accuracy(paths[4]) is None
+    assert model_io.best_saved(paths) == (paths[1], pytest.approx(0.993))
+    assert model_io.best_saved([paths[2], paths[4]]) == (paths[2], None)  # none known: the first that exists
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    assert model_io.saved_test_accuracy(tmp_path / "broken.npz") is None
+    with pytest.raises(model_io.ModelFileError, match="no saved model in .*missing.npz"):
+        model_io.best_saved([paths[3]])
