@@ -6,7 +6,7 @@ convolutional network) in conv_speed.py, what they share in common.py; this file
 and writes sections 3 to 5. Every comparison runs in this one process, interleaved repeat by
 repeat, and is reported as the median over repeats with min and max, and as a ratio.
 
-    python bench/run.py [--repeats 5] [--skip-long] [--out BENCHMARKS.md]
+    python bench/run.py [--repeats 5] [--skip-long] [--skip-conv-long] [--out BENCHMARKS.md]
 """
 import argparse
 import platform
@@ -25,12 +25,12 @@ from mlp_speed import Helpers, Peer, Torch, ablations, plot_scaling, scaling, sp
 from helpers import data, db, paths, pipeline
 
 
-def time_to_accuracy(dataset, recipe):
+def time_to_accuracy(dataset, recipe, thresholds=(0.98, 0.985, 0.99)):
     """The recipe on 50,000 images, validated after every epoch (time to each validation threshold), then
     its final model on all 60,000 images, measured once on the test set (the protocol of the notebook)."""
     run = pipeline.train_recipe(recipe, dataset, progress=False)
     h = run["history"]
-    first = {t: next((s for a, s in zip(h["valid_acc"], h["seconds"]) if a >= t), None) for t in (0.98, 0.985, 0.99)}
+    first = {t: next((s for a, s in zip(h["valid_acc"], h["seconds"]) if a >= t), None) for t in thresholds}
     final = pipeline.train_recipe(recipe, dataset, progress=False, final=True)
     pipeline.test_once(final, dataset)
     return final, first
@@ -81,7 +81,8 @@ def peak_rss_mib():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="repeats of every timing (default 5)")
-    parser.add_argument("--skip-long", action="store_true", help="skip the long recipe (about 4 minutes)")
+    parser.add_argument("--skip-long", action="store_true", help="skip the long recipe (about 15 minutes)")
+    parser.add_argument("--skip-conv-long", action="store_true", help="skip the conv-long recipe (about 30 minutes)")
     parser.add_argument("--out", type=Path, default=paths.ROOT / "BENCHMARKS.md", help="report to write")
     args = parser.parse_args()
     import sklearn
@@ -112,6 +113,8 @@ def main():
     step("7. the convolutional network")
     conv_times, conv_ratios = conv_speed.speed(X, y, args.repeats)
     conv_shares = conv_speed.where_the_time_goes(X, y, max(2, args.repeats // 2))
+    conv_runs = {name: time_to_accuracy(dataset, name, conv_speed.THRESHOLDS)
+                 for name in ("conv",) + (() if args.skip_conv_long else ("conv-long",))}
 
     ours = statistics.median(times[Helpers.name])
     flops = epoch_flops(len(X))
@@ -232,7 +235,7 @@ def main():
     L += ["", "| batch size | " + " | ".join(str(b) for b in batches) + " |", "| --- |" + " --- |" * len(batches)]
     L += [f"| {k} | " + " | ".join(f"{t:.2f}" for t in v) + " |" for k, v in scale["batch"].items()]
     L += ["", f"![Epoch time against width and batch size]({plot_path.name})", ""]
-    L += conv_speed.report(conv_times, conv_ratios, conv_shares, args.repeats) + [""]
+    L += conv_speed.report(conv_times, conv_ratios, conv_shares, args.repeats, conv_runs) + [""]
     args.out.write_text("\n".join(L))
     step(f"wrote {args.out} and {plot_path}")
 
