@@ -10,9 +10,10 @@ EXECUTE := $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecuteP
 
 run: $(VENV)/.run-deps
 	$(EXECUTE) notebooks/Neural_net.ipynb
+	$(EXECUTE) notebooks/Conv_net.ipynb
 	$(EXECUTE) notebooks/Database_view.ipynb
 	$(EXECUTE) notebooks/Draw.ipynb
-	$(BIN)/python tools/freeze_progress_bars.py notebooks/Neural_net.ipynb
+	$(BIN)/python tools/freeze_progress_bars.py notebooks/Neural_net.ipynb notebooks/Conv_net.ipynb
 	$(BIN)/python -m helpers report
 
 test: $(VENV)/.dev-deps lint
@@ -37,7 +38,7 @@ $(VENV)/.e2e-deps: requirements-e2e.txt $(VENV)/.dev-deps
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check helpers tests notebooks bench tools
 
-bench: bench/.venv/.deps  # writes BENCHMARKS.md (about 20 minutes; not part of make test)
+bench: bench/.venv/.deps  # writes BENCHMARKS.md (about an hour: it trains the long recipes; not part of make test)
 	bench/.venv/bin/python bench/run.py
 
 bench/.venv/.deps: requirements.txt bench/requirements.txt pyproject.toml
@@ -46,8 +47,9 @@ bench/.venv/.deps: requirements.txt bench/requirements.txt pyproject.toml
 	bench/.venv/bin/python -m pip install -r requirements.txt -r bench/requirements.txt -e .
 	touch $@
 
-long: $(VENV)/.run-deps  # the longer recipe of README, final model on all 60,000 images (about 5 minutes)
+long: $(VENV)/.run-deps  # the two longer recipes of README, final models on all 60,000 images (about 25 minutes)
 	$(BIN)/python -m helpers train --recipe long --final --save models/long.npz
+	$(BIN)/python -m helpers train --recipe conv-long --final --save models/conv-long.npz
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \

@@ -87,6 +87,44 @@ def test_database_view_runs_clean(executed):
     assert explorer["text/plain"].startswith(f"[Explorer: it needs a running kernel. What it shows first: Run {final}")
 
 
+@pytest.fixture(scope="module")
+def executed_conv(tmp_path_factory):
+    """Conv_net.ipynb run from the repository root, writing to its own temporary database and model."""
+    tmp = tmp_path_factory.mktemp("conv")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NN_DB_PATH", str(tmp / "database.db"))
+        mp.setenv("NN_CONV_MODEL_PATH", str(tmp / "conv.npz"))
+        nb = execute("Conv_net.ipynb", cwd=paths.ROOT)
+    return nb, tmp
+
+
+def test_conv_net_runs_clean_and_writes_its_final_model(executed_conv):
+    import re  # only this test parses printed numbers
+
+    from helpers import model_io
+
+    nb, tmp = executed_conv
+    assert_clean(nb)
+    printed = "".join(out.get("text", "") for out in outputs(nb))
+    conn = sqlite3.connect(tmp / "database.db")
+    (name, n, valid, test, split, config), = conn.execute(
+        "SELECT name, n_train, valid_accuracy, test_accuracy, reported_split, config FROM runs").fetchall()
+    splits = conn.execute("SELECT split, COUNT(*) FROM predictions GROUP BY split").fetchall()
+    conn.close()
+    assert (name, n, valid, split) == ("conv", 60000, None, "test") and test >= 0.99  # the text: past 99%
+    assert json.loads(config)["kind"] == "conv" and splits == [("test", 10000)]
+    assert f"Final test accuracy: {test:.2%}" in printed
+    model = model_io.load_model(tmp / "conv.npz")
+    assert model.architecture["channels"] == [16, 32]
+    assert "same as the loop: True" in printed and "output of the moved digit == the output, moved: True" in printed
+    lhs, rhs = map(float, re.findall(r"<(?:im2col\(x\), G|x, col2im\(G\))> = (-?[\d.]+)", printed))
+    assert abs(lhs - rhs) < 1e-8  # col2im is im2col's transpose
+    assert float(re.search(r"gradients larger than 1e-5: ([\d.e+-]+)", printed).group(1)) < 1e-6
+    assert "differences (table, RECIPES['conv']): {'n_train': (10000, None), 'epochs': (2, 8)}" in printed
+    images = sum(1 for out in outputs(nb) if "image/png" in out.get("data", {}))
+    assert images == 7  # shift curves (2), by hand, mistakes, filters, feature maps (2)
+
+
 def test_draw_runs_clean_and_shows_an_example_without_a_kernel(executed):
     _, _, drawing, _ = executed
     assert_clean(drawing)
