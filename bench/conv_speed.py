@@ -107,7 +107,7 @@ def report(times, ratios, shares, repeats, runs):
     ratio = statistics.median(ratios)
     per_epoch = {name: [t * 469 / 1000 for t in v] for name, v in times.items()}  # 60,000 images
     lines = [
-        "## 7. The convolutional network (next chapter): one batch against PyTorch",
+        "## 7. The convolutional network (Conv_net.ipynb): against PyTorch, and time to accuracy",
         "",
         "helpers' `ConvNet()` (conv 5x5 1->16, ReLU, max-pool 2, conv 5x5 16->32, ReLU, max-pool 2, 512->128->10, "
         "im2col in NumPy) and the same network in PyTorch: SGD with momentum 0.9, batches of 128, float32. "
