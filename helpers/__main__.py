@@ -117,14 +117,13 @@ def report(args):
 def predict(args):
     from . import images  # Pillow is only needed here
 
-    if args.model is None:  # the best of the saved models, by the test accuracy stored with each
-        path, accuracy = model_io.best_saved(paths.SAVED_MODELS)
+    model_path = args.model
+    if model_path is None:  # the best of the saved models, by the test accuracy stored with each
+        model_path, accuracy = model_io.best_saved(paths.SAVED_MODELS)
         known = "no test accuracy stored" if accuracy is None else f"test accuracy {accuracy:.2%}"
-        print(f"model: {paths.shown(path)} ({known}; the best of the saved models in "
+        print(f"model: {paths.shown(model_path)} ({known}; the best of the saved models in "
               f"{', '.join(paths.shown(p) for p in paths.SAVED_MODELS if p.is_file())})")
-    else:
-        path = args.model
-    model = model_io.load_model(path, inputs=784, outputs=10)
+    model = model_io.load_model(model_path, inputs=784, outputs=10)
     failed = 0
     for path in args.paths:  # a bad file is reported and the others are still read
         try:
