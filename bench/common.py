@@ -9,6 +9,14 @@ THREADS = os.cpu_count()
 SIZES, BATCH, LR = (784, 256, 10), 128, 0.1
 
 
+def accuracy_row(name, run, first):
+    """A time-to-accuracy table row: seconds to each threshold of first ({threshold: seconds or None}, in
+    column order), then the final run's test accuracy and training seconds."""
+    cells = [f"{s:.1f} s" if s is not None else "not reached" for s in first.values()]
+    return (f"| {name} | " + " | ".join(cells) +
+            f" | {run['metrics']['test_accuracy']:.2%} | {run['history']['seconds'][-1]:.1f} |")
+
+
 def stats(xs):
     return statistics.median(xs), min(xs), max(xs)
 

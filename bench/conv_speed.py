@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 
 import numpy as np
-from common import BATCH, fmt, verdict
+from common import BATCH, accuracy_row, fmt, verdict
 
 from helpers import data, layers, training
 from helpers.convnet import ConvNet
@@ -136,10 +136,7 @@ def report(times, ratios, shares, repeats, runs):
         "final model: training seconds |",
         "| --- |" + " --- |" * (len(THRESHOLDS) + 2),
     ]
-    for name, (run, first) in runs.items():
-        cells = [f"{first[t]:.1f} s" if first[t] is not None else "not reached" for t in THRESHOLDS]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {run['metrics']['test_accuracy']:.2%} | "
-                     f"{run['history']['seconds'][-1]:.1f} |")
+    lines += [accuracy_row(name, run, first) for name, (run, first) in runs.items()]
     targets = []
     for name, (accuracy, seconds) in TARGETS.items():
         if name not in runs:

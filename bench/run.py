@@ -19,7 +19,7 @@ from pathlib import Path
 
 import conv_speed
 import numpy as np
-from common import THREADS, epoch_flops, fmt, matmul_peak, verdict
+from common import THREADS, accuracy_row, epoch_flops, fmt, matmul_peak, verdict
 from mlp_speed import Helpers, Peer, Torch, ablations, plot_scaling, scaling, speed, where_the_time_goes
 
 from helpers import data, db, paths, pipeline
@@ -195,14 +195,9 @@ def main():
         "| --- | --- | --- | --- | --- | --- |",
     ]
 
-    def row(name, run, first):
-        cells = [f"{first[t]:.1f} s" if first[t] is not None else "not reached" for t in (0.98, 0.985, 0.99)]
-        return (f"| {name} | " + " | ".join(cells) +
-                f" | {run['metrics']['test_accuracy']:.2%} | {run['history']['seconds'][-1]:.1f} |")
-
-    L.append(row("default (784-256-10, 20 epochs)", default_run, first))
+    L.append(accuracy_row("default (784-256-10, 20 epochs)", default_run, first))
     if long_run:
-        L.append(row("long (784-1024-1024-10, 40 epochs)", *long_run))
+        L.append(accuracy_row("long (784-1024-1024-10, 40 epochs)", *long_run))
     t98 = first[0.98]
     long_ok = long_run and (long_run[0]["metrics"]["test_accuracy"] >= 0.99 and
                             long_run[0]["history"]["seconds"][-1] <= 600)
