@@ -119,10 +119,8 @@ def predict(args):
 
     model_path = args.model
     if model_path is None:  # the best of the saved models, by the test accuracy stored with each
-        model_path, accuracy = model_io.best_saved(paths.SAVED_MODELS)
-        known = "no test accuracy stored" if accuracy is None else f"test accuracy {accuracy:.2%}"
-        print(f"model: {paths.shown(model_path)} ({known}; the best of the saved models in "
-              f"{', '.join(paths.shown(p) for p in paths.SAVED_MODELS if p.is_file())})")
+        model_path, which = model_io.choose_best(paths.SAVED_MODELS, paths.shown)
+        print("model:", which)
     model = model_io.load_model(model_path, inputs=784, outputs=10)
     failed = 0
     for path in args.paths:  # a bad file is reported and the others are still read

@@ -96,27 +96,28 @@ class ConvNet:
         return len(self.params) // 2
 
     def forward(self, X):
-        """(n, 10) probabilities; keeps what backward needs if n <= max_batch. X: (n, 784) or (n, 28, 28)."""
+        """(n, 10) probabilities; keeps what backward needs if n <= max_batch. X: (n, 784) or (n, 28, 28).
+        Larger inputs (evaluating, predicting) run in chunks that keep nothing for backward, which is faster."""
         x = X.reshape(len(X), 1, SIDE, SIDE)
         if len(x) <= self.max_batch:
             return self._forward(x)
         out, log_p = [], []
         for i in range(0, len(x), self.max_batch):
-            out.append(self._forward(x[i:i + self.max_batch]))
+            out.append(self._forward(x[i:i + self.max_batch], keep=False))
             log_p.append(self.log_p)
         self.log_p, self._backward_ready = np.concatenate(log_p), False  # the caches hold the last chunk only
         return np.concatenate(out)
 
-    def _forward(self, x):
+    def _forward(self, x, keep=True):
         a, self.activations = x, [x]
         for layer in self.layers:
-            a = layer.forward(a)
+            a = layer.forward(a, keep)
             if isinstance(layer, ReLU):  # one after each layer with weights but the last
                 self.activations.append(a)
         self.log_p = log_softmax(a)  # kept for a stable cross-entropy
         p = np.exp(self.log_p)
         self.activations.append(p)
-        self._backward_ready = True
+        self._backward_ready = keep
         return p
 
     def backward(self, delta):

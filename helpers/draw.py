@@ -1,8 +1,8 @@
 """Draw a digit with the mouse in JupyterLab and watch the network read it; Draw.ipynb's figures.
 
-`pad(model)` returns the drawing widget: an ipycanvas Canvas, a Clear button, and live output
-(the 28x28 input, the ten probabilities, the hidden units' votes). `show(model, picture)` draws
-the same output for any picture. Where no kernel runs (a code host), the saved pad shows that
+`pad(models, best)` returns the drawing widget: an ipycanvas Canvas, a Clear button, and live
+output (the 28x28 input and each model's ten probabilities, side by side). `show(models, picture)`
+draws the same output for any picture. Where no kernel runs (a code host), the saved pad shows that
 output for `example_drawing()` instead. This is the only module that imports the widget libraries.
 """
 import base64
@@ -31,25 +31,33 @@ def votes(model, x28):
     return model.activations[-2][0][:, None] * model.params[-2]
 
 
-def readout(model, picture, title=None, with_picture=True):
-    """The figure of `show`, or ImageError for a blank picture."""
-    x28, proba, _ = images.read(model, picture)
-    digit = int(np.argmax(proba))
-    units = votes(model, x28)
-    return plots.prediction(np.asarray(picture) if with_picture else None, x28, proba,
-                            None if units is None else units[:, digit], title=title), digit
+def compare(models, picture, title=None):
+    """(figure, {name: digit}) for models {name: model}: the picture's 28x28 input, then each model's
+    ten probabilities, side by side. images.ImageError for a blank picture."""
+    x28 = images.to_mnist(picture)
+    probas = {name: m.predict_proba(x28.reshape(1, -1) / np.float32(255))[0] for name, m in models.items()}
+    fig, axes = plt.subplots(1, 1 + len(probas), figsize=(2.6 + 4.2 * len(probas), 3.0),
+                             width_ratios=[1] + [1.9] * len(probas))
+    axes[0].imshow(x28, cmap="gray")
+    axes[0].set(xticks=[], yticks=[], title="the input (28x28)")
+    for ax, (name, proba) in zip(axes[1:], probas.items()):
+        plots.probabilities(proba, ax=ax, title=f"{name}: {int(np.argmax(proba))} ({np.max(proba):.2%})")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig, {name: int(np.argmax(proba)) for name, proba in probas.items()}
 
 
-def show(model, picture, title=None, with_picture=True):
-    """Display what the network makes of a picture; a clear message if it is blank."""
+def show(models, picture, title=None):
+    """Display what each model makes of a picture ({name: digit}); a clear message if it is blank."""
     try:
-        fig, digit = readout(model, picture, title, with_picture)
+        fig, digits = compare(models, picture, title)
     except images.ImageError as e:
         print(e)
         return None
     display(fig)
     plt.close(fig)
-    return digit
+    return digits
 
 
 def example_drawing(strokes=SEVEN):
@@ -129,8 +137,9 @@ def png(fig):
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def pad(model):
-    """The drawing widget, ready to display."""
+def pad(models, best):
+    """The drawing widget, ready to display: the drawing read by every model of models {name: model}
+    side by side, and in bold the answer of models[best]."""
     from ipycanvas import Canvas  # only the live widget needs it
 
     canvas = Canvas(width=SIDE, height=SIDE, sync_image_data=True,
@@ -146,8 +155,8 @@ def pad(model):
             return
         with output:
             output.clear_output(wait=True)
-            digit = show(model, canvas.get_image_data(), with_picture=False)  # the canvas is beside it
-        status.value = HINT if digit is None else f"<b>Prediction: {digit}</b>"
+            digits = show(models, canvas.get_image_data())
+        status.value = HINT if digits is None else f"<b>Prediction: {digits[best]}</b> by the {best}"
 
     def down(x, y):
         pen.update(down=True, at=(x, y))
@@ -173,5 +182,5 @@ def pad(model):
     clear.on_click(wipe)
     pad_column = widgets.VBox([canvas, clear], layout=widgets.Layout(min_width=f"{SIDE + 10}px"))
     widget = Pad([pad_column, widgets.VBox([status, output])])
-    widget.fallback_png = png(readout(model, example_drawing(), title="What the pad shows for a drawn 7")[0])
+    widget.fallback_png = png(compare(models, example_drawing(), title="What the pad shows for a drawn 7")[0])
     return widget

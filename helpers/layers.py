@@ -11,8 +11,8 @@ layers is `convnet.py`; the fully connected `nn.MLP` keeps its own code for the 
 Layout NCHW: x (n, c, h, w), n images of c channels of h x w pixels.
 Every layer has `params` (its arrays, updated in place by training) and `grads` ([] for both if none)
 and two methods:
-    out = forward(x)        keeps what backward needs
-    dx = backward(dout)     dout = dloss/dout, returns dloss/dx and sets `grads` (same order as params)
+    out = forward(x, keep=True)   keeps what backward needs (keep=False: predicting only, faster)
+    dx = backward(dout)           dout = dloss/dout, returns dloss/dx and sets `grads` (same order as params)
 """
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -86,16 +86,17 @@ class Conv2D:
     def __repr__(self):
         return f"Conv2D({self.c_in}, {self.c_out}, k={self.k}, padding={self.padding})"
 
-    def forward(self, x):
+    def forward(self, x, keep=True):
         _check_x("Conv2D", x, 4, self.c_in)
         n, c, h, w = x.shape
         k, p = self.k, self.padding
         ho, wo = h + 2 * p - k + 1, w + 2 * p - k + 1
         if ho < 1 or wo < 1:
             raise ValueError(f"Conv2D: a {h}x{w} input with padding {p} is smaller than the {k}x{k} kernel")
-        self.cols = im2col(x.transpose(0, 2, 3, 1), k, p)  # NHWC: a view, contiguous after a layer here
-        self.x_shape = (n, c, h, w)
-        out = self.cols @ self.W  # (n*ho*wo, c_out): every output pixel of every image in one product
+        cols = im2col(x.transpose(0, 2, 3, 1), k, p)  # NHWC: a view, contiguous after a layer here
+        if keep:
+            self.cols, self.x_shape = cols, (n, c, h, w)
+        out = cols @ self.W  # (n*ho*wo, c_out): every output pixel of every image in one product
         out += self.b
         return out.reshape(n, ho, wo, self.c_out).transpose(0, 3, 1, 2)  # NCHW view of NHWC memory, no copy
 
@@ -135,13 +136,15 @@ class MaxPool2D:
         s, ho, wo = self.size, x.shape[2] // self.size, x.shape[3] // self.size
         return [x[:, :, i:ho * s:s, j:wo * s:s] for i in range(s) for j in range(s)]
 
-    def forward(self, x):
+    def forward(self, x, keep=True):
         if x.ndim != 4 or x.shape[2] < self.size or x.shape[3] < self.size:
             raise ValueError(f"MaxPool2D: x must have shape (n, c, h, w) with h, w >= {self.size}, got {x.shape}")
         views = self._offsets(x)
         out = views[0].copy(order="K")  # keeps x's memory order
         for v in views[1:]:
             np.maximum(out, v, out=out)
+        if not keep:
+            return out
         self.x, self.first = x, []  # first[m]: position m holds its window's first maximum
         taken = np.zeros_like(out, dtype=bool)  # in out's memory order, as every array here: 40% faster
         for v in views:
@@ -166,8 +169,9 @@ class ReLU:
     def __repr__(self):
         return "ReLU()"
 
-    def forward(self, x):
-        self.mask = x > 0
+    def forward(self, x, keep=True):
+        if keep:
+            self.mask = x > 0
         return np.maximum(x, 0)
 
     def backward(self, dout):
@@ -182,7 +186,7 @@ class Flatten:
     def __repr__(self):
         return "Flatten()"
 
-    def forward(self, x):
+    def forward(self, x, keep=True):
         self.x_shape = x.shape
         return x.reshape(len(x), -1)
 
@@ -206,9 +210,10 @@ class Dense:
     def __repr__(self):
         return f"Dense({self.d_in}, {self.d_out})"
 
-    def forward(self, x):
+    def forward(self, x, keep=True):
         _check_x("Dense", x, 2, self.d_in)
-        self.x = x
+        if keep:
+            self.x = x
         out = x @ self.W
         out += self.b
         return out

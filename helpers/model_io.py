@@ -81,6 +81,14 @@ def best_saved(candidates):
     return path, accuracy
 
 
+def choose_best(candidates, shown=str):
+    """(path, a line saying which file and why) for best_saved(candidates); shown prints a path."""
+    path, accuracy = best_saved(candidates)
+    known = "no test accuracy stored" if accuracy is None else f"test accuracy {accuracy:.2%}"
+    saved = ", ".join(shown(p) for p in candidates if Path(p).is_file())
+    return path, f"{shown(path)} ({known}; the best of the saved models in {saved})"
+
+
 def _declared_sizes(path, f, shapes):
     """The `sizes` of the file, checked against every weight's declared shape (nothing allocated yet)."""
     if "sizes" not in shapes:
@@ -122,16 +130,17 @@ def _build_declared(path, f, shapes):
         raise ModelFileError(f"{path}: the network {what} does not fit in memory") from None
 
 
-def load_model(path, sizes=None, inputs=None, outputs=None):
+def load_model(path, sizes=None, inputs=None, outputs=None,
+               made_by="notebooks/Neural_net.ipynb or `python -m helpers train`"):
     """Load a model (an MLP or a ConvNet) saved by save_model.
 
     sizes: if given, the architecture the caller expects; inputs/outputs: if given, the number
-    of inputs and outputs it must have (784 and 10 to read MNIST digits).
+    of inputs and outputs it must have (784 and 10 to read MNIST digits); made_by: what to run
+    to make the file, said when it is missing.
     """
     path = Path(path)
     if not path.is_file():
-        raise ModelFileError(f"{path}: no saved model here. Train one first: run notebooks/Neural_net.ipynb "
-                             f"or `python -m helpers train`.")
+        raise ModelFileError(f"{path}: no saved model here. Train one first: run {made_by}.")
     try:
         shapes = files.npz_shapes(path)
         with np.load(path, allow_pickle=False) as f:

@@ -2,8 +2,9 @@
 
 Other modules take paths as arguments and fall back to these. Two environment
 variables let tests and the command line point the notebooks elsewhere without
-editing them: NN_DB_PATH (the SQLite file), NN_MODEL_PATH (the saved MLP) and NN_CONV_MODEL_PATH
-(the saved ConvNet of Conv_net.ipynb).
+editing them: NN_DB_PATH (the SQLite file), NN_MODELS_DIR (the folder of saved models, models/),
+and within it, unless set on their own, NN_MODEL_PATH (the saved MLP of Neural_net.ipynb) and
+NN_CONV_MODEL_PATH (the saved ConvNet of Conv_net.ipynb).
 A relative value is resolved against the repository root (and `~` is expanded), so it
 names the same file from the command line and from a notebook kernel started in notebooks/.
 """
@@ -34,7 +35,8 @@ def shown(path):
 
 
 DB_PATH = from_env("NN_DB_PATH", ROOT / "database.db")
-MODEL_PATH = from_env("NN_MODEL_PATH", ROOT / "models" / "default.npz")
-CONV_MODEL_PATH = from_env("NN_CONV_MODEL_PATH", ROOT / "models" / "conv.npz")
-# Where `predict` looks for the best model: the notebooks' two and `make long`'s two.
-SAVED_MODELS = (MODEL_PATH, CONV_MODEL_PATH, ROOT / "models" / "long.npz", ROOT / "models" / "conv-long.npz")
+MODELS_DIR = from_env("NN_MODELS_DIR", ROOT / "models")
+MODEL_PATH = from_env("NN_MODEL_PATH", MODELS_DIR / "default.npz")
+CONV_MODEL_PATH = from_env("NN_CONV_MODEL_PATH", MODELS_DIR / "conv.npz")
+# Where `predict` and Draw.ipynb look for the best model: the notebooks' two and `make long`'s two.
+SAVED_MODELS = (MODEL_PATH, CONV_MODEL_PATH, MODELS_DIR / "long.npz", MODELS_DIR / "conv-long.npz")

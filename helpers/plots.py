@@ -121,28 +121,6 @@ def probabilities(proba, ax=None, title="What the network believes"):
     return ax.figure
 
 
-def prediction(drawing, x28, proba, votes=None, title=None):
-    """What the network sees and believes: the picture (if drawing is not None), its 28x28 input,
-    the ten probabilities and (optionally) the hidden units' votes for the predicted digit (see `hidden_votes`)."""
-    kinds = ["picture"] * (drawing is not None) + ["input", "proba"] + ["votes"] * (votes is not None)
-    widths = {"picture": 1, "input": 1, "proba": 2.2, "votes": 1.6}
-    fig, axes = plt.subplots(1, len(kinds), figsize=(3.1 * len(kinds) + 1.5, 3.0),
-                             gridspec_kw={"width_ratios": [widths[k] for k in kinds]})
-    ax = dict(zip(kinds, axes))
-    if drawing is not None:
-        ax["picture"].imshow(drawing, cmap="gray" if np.ndim(drawing) == 2 else None)
-        ax["picture"].set(xticks=[], yticks=[], title="your picture")
-    ax["input"].imshow(x28, cmap="gray")
-    ax["input"].set(xticks=[], yticks=[], title="what the network gets (28x28)")
-    probabilities(proba, ax=ax["proba"], title=f"prediction: {int(np.argmax(proba))} ({np.max(proba):.2%})")
-    if votes is not None:
-        hidden_votes(votes, int(np.argmax(proba)), ax=ax["votes"])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
 def hidden_votes(votes, digit, k=8, ax=None):
     """The k hidden units that move the digit's score most (for or against), as horizontal bars
     from the largest vote for it (top) to the largest against (bottom).

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import draw, images, nn, paths, plots
+from helpers import convnet, draw, images, nn, paths, plots
 
 
 def to_mnist_before_the_steps(image, name="image"):
@@ -131,12 +131,15 @@ def png_size(b64):
         return im.size
 
 
+def two_models():
+    return {"MLP": nn.MLP((784, 16, 10), seed=0), "ConvNet": convnet.ConvNet((2, 3), hidden=8, seed=0)}
+
+
 def test_the_pad_saves_a_static_example_instead_of_its_repr():
-    model = nn.MLP((784, 16, 10), seed=0)
-    bundle = draw.pad(model)._repr_mimebundle_()
+    bundle = draw.pad(two_models(), best="ConvNet")._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle  # JupyterLab with a kernel: the live pad
     assert "HBox(" not in bundle["text/plain"] and "needs a running kernel" in bundle["text/plain"]
-    assert png_size(bundle["image/png"])[0] > 600  # the readout of the example 7
+    assert png_size(bundle["image/png"])[0] > 900  # the example 7 read by both models, side by side
 
 
 def test_the_committed_notebook_is_executed_and_shows_the_fallback():
@@ -158,9 +161,18 @@ def test_weights_of_the_voters_carry_the_drawing_outlined():
     plt.close(fig)
 
 
-def test_the_readout_gives_the_probability_as_precisely_as_the_notebook():
-    model = nn.MLP((784, 16, 10), seed=0)
-    fig, digit = draw.readout(model, draw.example_drawing())
-    _, proba, _ = images.read(model, draw.example_drawing())
-    assert f"prediction: {digit} ({proba.max():.2%})" in [ax.get_title() for ax in fig.axes]
+def test_compare_shows_every_model_side_by_side_as_precisely_as_the_notebook():
+    models = two_models()
+    fig, digits = draw.compare(models, draw.example_drawing())
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "the input (28x28)" and len(titles) == 3
+    for (name, model), title in zip(models.items(), titles[1:]):
+        _, proba, _ = images.read(model, draw.example_drawing())
+        assert digits[name] == proba.argmax() and title == f"{name}: {digits[name]} ({proba.max():.2%})"
     plt.close(fig)
+
+
+def test_show_says_what_is_wrong_with_a_blank_picture(capsys):
+    assert draw.show(two_models(), np.full((280, 280), 255, np.uint8)) is None
+    assert "the picture is blank" in capsys.readouterr().out
+

@@ -239,3 +239,13 @@ def test_images_read_uses_a_convnet_like_an_mlp(mnist):
     x28, proba, hidden = images.read(model, x_train[0])
     np.testing.assert_allclose(proba, model.predict_proba(x28[None] / np.float32(255))[0], rtol=1e-6)
     assert hidden.shape == (2, 26, 26) and (hidden >= 0).all() and hidden.any()  # the first layer's feature maps
+
+
+def test_forward_for_predicting_keeps_nothing_and_gives_the_same_output():
+    x4, x2 = np.random.default_rng(0).standard_normal((2, 3, 6, 6)), np.random.default_rng(1).standard_normal((2, 4))
+    for layer, x, cache in ((layers.Conv2D(3, 2, 3, dtype=np.float64), x4, "cols"), (layers.MaxPool2D(2), x4, "first"),
+                            (layers.ReLU(), x4, "mask"), (layers.Dense(4, 3, dtype=np.float64), x2, "x")):
+        out = layer.forward(x, keep=False)
+        assert not hasattr(layer, cache), layer  # nothing kept for a backward pass
+        np.testing.assert_array_equal(out, layer.forward(x))
+        assert hasattr(layer, cache)

@@ -1,4 +1,4 @@
-"""Both notebooks run top to bottom, headless, with no errors or warnings, and write what they promise."""
+"""The notebooks run top to bottom, headless, with no errors or warnings, and write what they promise."""
 import json
 import sqlite3
 
@@ -7,7 +7,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from helpers import paths
+from helpers import model_io, nn, paths
 
 NOTEBOOKS = paths.ROOT / "notebooks"
 
@@ -30,20 +30,34 @@ def assert_clean(nb):
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """Neural_net.ipynb run as JupyterLab would from notebooks/, writing to a temporary database."""
-    tmp = tmp_path_factory.mktemp("run")
+def executed(background):
+    """Neural_net.ipynb run as JupyterLab would from notebooks/ (started with the session, see conftest.py),
+    writing to a temporary database and model file; then Database_view.ipynb from the repository root."""
+    nb, tmp = background.result("executed")
     with pytest.MonkeyPatch.context() as mp:  # the kernel inherits these variables
         mp.setenv("NN_DB_PATH", str(tmp / "database.db"))
-        mp.setenv("NN_MODEL_PATH", str(tmp / "model.npz"))
-        nb = execute("Neural_net.ipynb", cwd=NOTEBOOKS)
-        viewer = execute("Database_view.ipynb", cwd=paths.ROOT)  # and this one from the repository root
-        drawing = execute("Draw.ipynb", cwd=NOTEBOOKS)  # uses the model Neural_net.ipynb saved
-    return nb, viewer, drawing, tmp
+        viewer = execute("Database_view.ipynb", cwd=paths.ROOT)
+    return nb, viewer, tmp
+
+
+@pytest.fixture(scope="module")
+def executed_conv(background):
+    """Conv_net.ipynb run from the repository root, writing to its own temporary database and model."""
+    return background.result("executed_conv")
+
+
+@pytest.fixture(scope="module")
+def drawing(executed, executed_conv, tmp_path_factory):
+    """Draw.ipynb run from notebooks/ with the MLP of Neural_net.ipynb and the ConvNet of Conv_net.ipynb."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NN_MODELS_DIR", str(tmp_path_factory.mktemp("draw")))  # none of this checkout's models/
+        mp.setenv("NN_MODEL_PATH", str(executed[2] / "model.npz"))
+        mp.setenv("NN_CONV_MODEL_PATH", str(executed_conv[1] / "conv.npz"))
+        return execute("Draw.ipynb", cwd=NOTEBOOKS)
 
 
 def test_neural_net_runs_clean_and_writes_two_runs(executed):
-    nb, _, _, tmp = executed
+    nb, _, tmp = executed
     assert_clean(nb)
     conn = sqlite3.connect(tmp / "database.db")
     runs = conn.execute("SELECT name, n_train, valid_accuracy, test_accuracy, reported_split FROM runs "
@@ -67,7 +81,7 @@ def test_neural_net_runs_clean_and_writes_two_runs(executed):
 
 
 def test_database_view_runs_clean(executed):
-    _, viewer, _, tmp = executed
+    _, viewer, tmp = executed
     assert_clean(viewer)
     assert sum(1 for out in outputs(viewer) if "image/png" in out.get("data", {})) >= 7
     assert str(tmp) not in json.dumps([out for out in outputs(viewer)])  # no path of this machine saved
@@ -85,17 +99,6 @@ def test_database_view_runs_clean(executed):
     explorer = outputs(viewer)[-1]["data"]  # the live widget, and what a page without a kernel shows
     assert "application/vnd.jupyter.widget-view+json" in explorer and "image/png" in explorer
     assert explorer["text/plain"].startswith(f"[Explorer: it needs a running kernel. What it shows first: Run {final}")
-
-
-@pytest.fixture(scope="module")
-def executed_conv(tmp_path_factory):
-    """Conv_net.ipynb run from the repository root, writing to its own temporary database and model."""
-    tmp = tmp_path_factory.mktemp("conv")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NN_DB_PATH", str(tmp / "database.db"))
-        mp.setenv("NN_CONV_MODEL_PATH", str(tmp / "conv.npz"))
-        nb = execute("Conv_net.ipynb", cwd=paths.ROOT)
-    return nb, tmp
 
 
 def test_conv_net_runs_clean_and_writes_its_final_model(executed_conv):
@@ -125,8 +128,7 @@ def test_conv_net_runs_clean_and_writes_its_final_model(executed_conv):
     assert images == 7  # shift curves (2), by hand, mistakes, filters, feature maps (2)
 
 
-def test_draw_runs_clean_and_shows_an_example_without_a_kernel(executed):
-    _, _, drawing, _ = executed
+def test_draw_runs_clean_and_shows_an_example_without_a_kernel(drawing, executed, executed_conv):
     assert_clean(drawing)
     import re  # only this test parses printed numbers
 
@@ -150,7 +152,22 @@ def test_draw_runs_clean_and_shows_an_example_without_a_kernel(executed):
     worse, rest = map(float, re.search(r"re-centred, ([\d.]+)% are right .* over 10%, ([\d.]+)% of", printed).groups())
     assert worse < rest  # the text: those that lose the most ink are read the worst
     figures = [out for out in outputs(drawing) if "image/png" in out.get("data", {})]
-    assert len(figures) == 6  # steps, votes, weights, not-digits, shifts, and the pad's stand-in
+    assert len(figures) == 8  # steps, votes, weights, not-digits, shifts, the two models, their shifts, the pad
+    saved = [executed[2] / "model.npz", executed_conv[1] / "conv.npz"]
+    stored = [model_io.saved_test_accuracy(path) for path in saved]
+    better = saved[stored.index(max(stored))]  # a tie goes to the first, the MLP, as in choose_best
+    assert f"the better of the two, by the test accuracy stored with each: {better} " \
+           f"(test accuracy {max(stored):.2%}" in printed
+    letters = dict(re.findall(r"(MLP|ConvNet): (A -> \d \(\d+%\), X .*)", printed))
+    assert set(letters) == {"MLP", "ConvNet"}  # both models read every letter
+    by_shift = {name: [float(a) for a in re.findall(r"\dpx (\d+\.\d)%", rest)]
+                for name, rest in re.findall(r"^ *(MLP|ConvNet): (0px .*)", printed, re.M)}
+    assert len(by_shift["MLP"]) == len(by_shift["ConvNet"]) == 7
+    mlp, conv = by_shift["MLP"], by_shift["ConvNet"]
+    assert all(c > m for c, m in zip(conv, mlp)) and conv[3] > mlp[3] + 5 and conv[4] > mlp[4] + 20  # the text
+    assert max(mlp[6], conv[6]) < 20  # the text: near chance at 6 pixels
+    sure = {name: [int(q) for q in re.findall(r"-> \d \((\d+)%\)", rest)] for name, rest in letters.items()}
+    assert all(c >= m for c, m in zip(sure["ConvNet"], sure["MLP"]))  # the text: at least as sure of every letter
     pad = outputs(drawing)[-1]["data"]  # live in JupyterLab; the example 7 and a line of text elsewhere
     assert "application/vnd.jupyter.widget-view+json" in pad and "image/png" in pad
     assert pad["text/plain"].startswith("[Drawing pad: it needs a running kernel.")
@@ -171,6 +188,14 @@ def test_draw_without_a_model_says_what_to_run(tmp_path, monkeypatch):
     assert shown_error("Draw.ipynb") == (
         f"ModelFileError: {tmp_path / 'model.npz'}: no saved model here. "
         "Train one first: run notebooks/Neural_net.ipynb or `python -m helpers train`.")
+
+
+def test_draw_without_the_convnet_says_which_notebook_makes_it(tmp_path, monkeypatch):
+    model_io.save_model(nn.MLP((784, 16, 10)), tmp_path / "model.npz")
+    monkeypatch.setenv("NN_MODEL_PATH", str(tmp_path / "model.npz"))
+    monkeypatch.setenv("NN_CONV_MODEL_PATH", str(tmp_path / "conv.npz"))
+    assert shown_error("Draw.ipynb") == (
+        f"ModelFileError: {tmp_path / 'conv.npz'}: no saved model here. Train one first: run notebooks/Conv_net.ipynb.")
 
 
 def test_database_view_without_a_database_says_what_to_run(tmp_path, monkeypatch):

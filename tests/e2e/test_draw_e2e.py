@@ -15,16 +15,21 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, mnist, start_lab):
-    """A JupyterLab server on a folder holding a copy of Draw.ipynb and a freshly trained model."""
+    """A JupyterLab server on a folder holding a copy of Draw.ipynb and two freshly trained models, an MLP
+    and a ConvNet, each saved with its test accuracy as the notebooks save theirs."""
     root = tmp_path_factory.mktemp("lab")
     shutil.copy(paths.ROOT / "notebooks" / "Draw.ipynb", root / "Draw.ipynb")
-    recipe = {**pipeline.RECIPES["default"], "epochs": 5}
-    model_io.save_model(pipeline.train_recipe(recipe, mnist, progress=False)["model"], root / "model.npz")
-    return start_lab(root, {"NN_MODEL_PATH": str(root / "model.npz")})
+    for name, recipe in (("model", {**pipeline.RECIPES["default"], "epochs": 5}),
+                         ("conv", {**pipeline.RECIPES["conv"], "epochs": 1})):
+        run = pipeline.train_recipe(recipe, mnist, progress=False, final=True)
+        model_io.save_model(run["model"], root / f"{name}.npz", pipeline.test_once(run, mnist))
+    env = {"NN_MODELS_DIR": str(root), "NN_MODEL_PATH": str(root / "model.npz"),
+           "NN_CONV_MODEL_PATH": str(root / "conv.npz")}
+    return start_lab(root, env), root
 
 
 def test_draw_a_seven_and_see_the_prediction(lab, browser, run_all, artifacts):
-    url, token = lab
+    (url, token), root = lab
     page = browser.new_page(viewport={"width": 1500, "height": 1100})
     page.set_default_timeout(120_000)
     try:
@@ -47,7 +52,10 @@ def test_draw_a_seven_and_see_the_prediction(lab, browser, run_all, artifacts):
         page.wait_for_timeout(1000)  # let the last update land before the screenshot
         page.screenshot(path=str(artifacts / "draw_e2e.png"), full_page=True)
         assert prediction.inner_text().strip() == "Prediction: 7"
-        assert chart.evaluate("img => img.naturalWidth") > 300
+        better = max(("model", "conv"), key=lambda name: model_io.saved_test_accuracy(root / f"{name}.npz"))
+        status = prediction.locator("xpath=..").inner_text()  # the line that holds the bold answer
+        assert status.strip() == f"Prediction: 7 by the {'ConvNet' if better == 'conv' else 'MLP'}"
+        assert chart.evaluate("img => img.naturalWidth") > 900  # both models' probabilities, side by side
         page.get_by_role("button", name="Clear").click()  # wipes the canvas and the output
         page.get_by_text("Draw a digit in the box with the mouse.").last.wait_for(state="visible")
         assert page.locator(".widget-output img").count() == 0
