@@ -182,5 +182,8 @@ def pad(models, best):
     clear.on_click(wipe)
     pad_column = widgets.VBox([canvas, clear], layout=widgets.Layout(min_width=f"{SIDE + 10}px"))
     widget = Pad([pad_column, widgets.VBox([status, output])])
-    widget.fallback_png = png(compare(models, example_drawing(), title="What the pad shows for a drawn 7")[0])
+    fig, digits = compare(models, example_drawing())
+    fig.suptitle(f"What the pad shows for a drawn 7, under the line: Prediction: {digits[best]} by the {best}")
+    fig.tight_layout()  # again, to make room for the title
+    widget.fallback_png = png(fig)
     return widget

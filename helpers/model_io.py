@@ -83,10 +83,14 @@ def best_saved(candidates):
 
 def choose_best(candidates, shown=str):
     """(path, a line saying which file and why) for best_saved(candidates); shown prints a path."""
-    path, accuracy = best_saved(candidates)
-    known = "no test accuracy stored" if accuracy is None else f"test accuracy {accuracy:.2%}"
-    saved = ", ".join(shown(p) for p in candidates if Path(p).is_file())
-    return path, f"{shown(path)} ({known}; the best of the saved models in {saved})"
+    path, _ = best_saved(candidates)
+
+    def stored(p):
+        accuracy = saved_test_accuracy(p)
+        return "none stored" if accuracy is None else f"{accuracy:.2%}"
+
+    saved = ", ".join(f"{shown(p)} ({stored(p)})" for p in candidates if Path(p).is_file())
+    return path, f"{shown(path)}, the highest test accuracy stored in {saved}"
 
 
 def _declared_sizes(path, f, shapes):

@@ -134,7 +134,7 @@ def hidden_votes(votes, digit, k=8, ax=None):
     ax.barh(range(len(top)), votes[top], color=np.where(votes[top] > 0, "tab:orange", "tab:blue"))
     ax.axvline(0, color="black", lw=0.8)
     ax.set(yticks=range(len(top)), yticklabels=[f"unit {u}" for u in top], xlabel=f"adds to the score of {digit}",
-           title=f"the {len(top)} largest votes on {digit}")
+           title=f"the {len(top)} largest votes on {digit}, for or against")
     ax.tick_params(axis="y", labelsize=8)
     ax.legend(handles=[Patch(color=c, label=f"{side} {digit}") for c, side in (("tab:orange", "for"),
                                                                                ("tab:blue", "against"))],

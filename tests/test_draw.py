@@ -113,7 +113,7 @@ def test_votes_chart_shows_the_largest_votes_from_for_to_against():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["unit 1", "unit 4", "unit 3"]  # bottom to top
     assert [bar.get_width() for bar in ax.patches] == [-3.0, 0.5, 2.0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["for 4", "against 4"]
-    assert ax.get_title() == "the 3 largest votes on 4"
+    assert ax.get_title() == "the 3 largest votes on 4, for or against"
     plt.close(fig)
 
 

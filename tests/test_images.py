@@ -103,7 +103,7 @@ def test_predict_without_a_model_uses_the_best_saved_one_and_says_which(tmp_path
     Image.fromarray(draw.example_drawing()).save(tmp_path / "seven.png")
     cli.main(["predict", str(tmp_path / "seven.png")])
     chosen, read = capsys.readouterr().out.strip().splitlines()
-    assert chosen == (f"model: {better} (test accuracy 99.00%; the best of the saved models in {worse}, {better})")
+    assert chosen == f"model: {better}, the highest test accuracy stored in {worse} (90.00%), {better} (99.00%)"
     assert read.startswith(f"{tmp_path / 'seven.png'}: 7  (7: ")
 
 

@@ -136,7 +136,7 @@ def test_draw_runs_clean_and_shows_an_example_without_a_kernel(drawing, executed
     right = re.search(r"first 1,000 test digits: (\d+) as they are .*, (\d+) from the enlarged pages", printed)
     assert abs(int(right.group(1)) - int(right.group(2))) <= 5  # the text: as well as the originals
     assert "probability of 7: 9" in printed and "softmax of the ten scores gives it: True" in printed
-    score, runner_up = map(float, re.search(r"= ([\d.]+); runner-up \d: (-?[\d.]+)", printed).groups())
+    score, runner_up = map(float, re.search(r"score ([\d.]+); runner-up \d: score (-?[\d.]+)", printed).groups())
     assert score - runner_up > 3  # the text: a lead of several points
     answers = re.findall(r"a drawn ([A-Z]): (\d) with (\d+\.\d{4})%", printed)
     assert [letter for letter, _, _ in answers] == list("AXHNW")
@@ -156,9 +156,9 @@ def test_draw_runs_clean_and_shows_an_example_without_a_kernel(drawing, executed
     saved = [executed[2] / "model.npz", executed_conv[1] / "conv.npz"]
     stored = [model_io.saved_test_accuracy(path) for path in saved]
     better = saved[stored.index(max(stored))]  # a tie goes to the first, the MLP, as in choose_best
-    assert f"the better of the two, by the test accuracy stored with each: {better} " \
-           f"(test accuracy {max(stored):.2%}" in printed
-    letters = dict(re.findall(r"(MLP|ConvNet): (A -> \d \(\d+%\), X .*)", printed))
+    assert f"the best saved model, whose answer the pad shows in bold: {better}, the highest test accuracy " \
+           f"stored in {saved[0]} ({stored[0]:.2%}), {saved[1]} ({stored[1]:.2%})" in printed
+    letters = dict(re.findall(r"(MLP|ConvNet): (A -> \d \([\d.]+%\), X .*)", printed))
     assert set(letters) == {"MLP", "ConvNet"}  # both models read every letter
     by_shift = {name: [float(a) for a in re.findall(r"\dpx (\d+\.\d)%", rest)]
                 for name, rest in re.findall(r"^ *(MLP|ConvNet): (0px .*)", printed, re.M)}
@@ -166,8 +166,11 @@ def test_draw_runs_clean_and_shows_an_example_without_a_kernel(drawing, executed
     mlp, conv = by_shift["MLP"], by_shift["ConvNet"]
     assert all(c > m for c, m in zip(conv, mlp)) and conv[3] > mlp[3] + 5 and conv[4] > mlp[4] + 20  # the text
     assert max(mlp[6], conv[6]) < 20  # the text: near chance at 6 pixels
-    sure = {name: [int(q) for q in re.findall(r"-> \d \((\d+)%\)", rest)] for name, rest in letters.items()}
-    assert all(c >= m for c, m in zip(sure["ConvNet"], sure["MLP"]))  # the text: at least as sure of every letter
+    recentred = re.search(r"re-centred by to_mnist: MLP ([\d.]+)%; ConvNet ([\d.]+)%", printed).groups()
+    assert min(map(float, recentred)) >= 90  # the text: re-centred, both read them well again
+    sure = {name: [float(q) for q in re.findall(r"-> \d \(([\d.]+)%\)", rest)] for name, rest in letters.items()}
+    (conv_a, conv_x, *conv_hnw), (mlp_a, mlp_x, *mlp_hnw) = sure["ConvNet"], sure["MLP"]
+    assert conv_a > mlp_a + 30 and conv_x > mlp_x + 30 and min(conv_hnw + mlp_hnw) > 99  # the text
     pad = outputs(drawing)[-1]["data"]  # live in JupyterLab; the example 7 and a line of text elsewhere
     assert "application/vnd.jupyter.widget-view+json" in pad and "image/png" in pad
     assert pad["text/plain"].startswith("[Drawing pad: it needs a running kernel.")
