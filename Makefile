@@ -38,7 +38,7 @@ $(VENV)/.e2e-deps: requirements-e2e.txt $(VENV)/.dev-deps
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check helpers tests notebooks bench tools
 
-bench: bench/.venv/.deps  # writes BENCHMARKS.md (about an hour: it trains the long recipes; not part of make test)
+bench: bench/.venv/.deps  # writes BENCHMARKS.md (about 50 minutes: it trains the long recipes; not part of make test)
 	bench/.venv/bin/python bench/run.py
 
 bench/.venv/.deps: requirements.txt bench/requirements.txt pyproject.toml

@@ -1,7 +1,7 @@
 """Benchmarks: helpers side by side with PyTorch, scikit-learn and a NumPy peer; writes BENCHMARKS.md.
 
-Run with `make bench` (installs bench/requirements.txt into bench/.venv; about 20 minutes, of
-which the long recipe takes most). Sections 1, 2 and 6 are in mlp_speed.py, section 7 (the
+Run with `make bench` (installs bench/requirements.txt into bench/.venv; 51 minutes in the last
+run, of which the conv-long recipe took about half). Sections 1, 2 and 6 are in mlp_speed.py, section 7 (the
 convolutional network) in conv_speed.py, what they share in common.py; this file runs them all
 and writes sections 3 to 5. Every comparison runs in this one process, interleaved repeat by
 repeat, and is reported as the median over repeats with min and max, and as a ratio.
