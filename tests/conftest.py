@@ -18,7 +18,8 @@ import pytest
 from helpers import data, paths, pipeline
 
 ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-LONG = {"executed": ("Neural_net.ipynb", "notebooks"), "executed_conv": ("Conv_net.ipynb", ".")}  # fixture: run in
+# The fixture that reads each long notebook -> (the notebook, the folder its kernel starts in)
+LONG = {"executed": ("Neural_net.ipynb", "notebooks"), "executed_conv": ("Conv_net.ipynb", ".")}
 # A notebook executed as JupyterLab would in the folder cwd, saved to out even if a cell fails.
 RUNNER = """import sys, nbformat
 from nbclient import NotebookClient
