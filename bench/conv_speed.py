@@ -13,7 +13,7 @@ from collections import defaultdict
 import numpy as np
 from common import BATCH, accuracy_row, fmt, verdict
 
-from helpers import data, layers, training
+from helpers import conv, data, layers, training
 from helpers.convnet import ConvNet
 
 ROUND = 40  # batches per turn
@@ -50,7 +50,7 @@ def speed(X, y, repeats):
 
     def helpers_round():
         for i in range(0, n, BATCH):
-            _, grads, _ = model._loss_and_grads(X[i:i + BATCH], Y[i:i + BATCH])
+            _, grads, _ = model.loss_grads_and_output(X[i:i + BATCH], Y[i:i + BATCH])
             sgd.step(grads, 0.05)
 
     rounds = {"helpers ConvNet": helpers_round, f"PyTorch {torch.__version__}": torch_round}
@@ -82,20 +82,20 @@ def where_the_time_goes(X, y, repeats):
         return wrapper
 
     products = "convolutions: matrix products and bias"
-    parts = {layers.Conv2D: products, layers.MaxPool2D: "max-pooling, forward and backward",
+    parts = {conv.Conv2D: products, conv.MaxPool2D: "max-pooling, forward and backward",
              layers.ReLU: "ReLU, forward and backward", layers.Dense: "dense layers", layers.Flatten: "rest"}
     for layer in model.layers:
         layer.forward, layer.backward = (timed(parts[type(layer)], f) for f in (layer.forward, layer.backward))
-    originals = layers.im2col, layers.col2im
-    layers.im2col, layers.col2im = timed("im2col copies", layers.im2col), timed("col2im accumulation", layers.col2im)
+    originals = conv.im2col, conv.col2im
+    conv.im2col, conv.col2im = timed("im2col copies", conv.im2col), timed("col2im accumulation", conv.col2im)
     try:
         t = time.perf_counter()
         for _ in range(repeats):
             for i in range(0, n, BATCH):
-                model._loss_and_grads(X[i:i + BATCH], Y[i:i + BATCH])
+                model.loss_grads_and_output(X[i:i + BATCH], Y[i:i + BATCH])
         total = time.perf_counter() - t
     finally:
-        layers.im2col, layers.col2im = originals
+        conv.im2col, conv.col2im = originals
     spent[products] -= spent["im2col copies"] + spent["col2im accumulation"]  # they were timed inside it
     spent["rest"] += total - sum(spent.values())  # softmax, loss, slicing the batch
     return {part: spent[part] / total for part in sorted(spent, key=spent.get, reverse=True)}

@@ -130,7 +130,7 @@ def ablation_epoch(model, X, Y, perm, *, gather=True, inplace=True):
         X, Y = X[perm], Y[perm]  # one shuffled copy of the whole set per epoch
     for i in range(0, len(X), BATCH):
         idx = perm[i:i + BATCH] if gather else slice(i, i + BATCH)
-        _, grads, _ = model._loss_and_grads(X[idx], Y[idx])
+        _, grads, _ = model.loss_grads_and_output(X[idx], Y[idx])
         for theta, nabla in zip(model.params, grads):
             if inplace:
                 nabla *= LR
@@ -143,7 +143,7 @@ def ablation_epoch(model, X, Y, perm, *, gather=True, inplace=True):
 class LongWayMLP(nn.MLP):
     """The output delta through the softmax Jacobian and dL/dp, instead of the fused p - y."""
 
-    def _loss_and_delta(self, out, Y):
+    def loss_and_delta(self, out, Y):
         return nn.cross_entropy(self.log_p, Y), nn.softmax_backward(out, nn.cross_entropy_grad(out, Y))
 
 

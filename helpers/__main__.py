@@ -33,6 +33,16 @@ def _lr(text):
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _dropout(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
+    return value
+
+
 def memory_needed(recipe, n_eval=10_000):
     """Bytes of float32 a training of this recipe needs, roughly: each weight four times (itself,
     its gradient, momentum, scratch) and three arrays per layer for the largest batch (a ConvNet
@@ -57,6 +67,12 @@ def train(args):
         if conv:
             sys.exit(f"error: --activation: the {args.recipe} recipe's ConvNet uses ReLU only")
         recipe["activation"] = args.activation
+    for key in ("batchnorm", "dropout"):  # layers of a ConvNet (convnet.py)
+        if getattr(args, key) not in (None, False):
+            if not conv:
+                sys.exit(f"error: --{key}: only a ConvNet recipe (conv, conv-long) has it; "
+                         f"the {args.recipe} recipe is an MLP")
+            recipe[key] = getattr(args, key)
     need = memory_needed(recipe)
     if need > MAX_TRAIN_BYTES:
         what = f"hidden {list(recipe['hidden'])}" if conv else f"sizes {list(recipe['sizes'])}"
@@ -155,6 +171,10 @@ def main(argv=None):
     p.add_argument("--hidden", type=_positive(1), nargs="+", metavar="N",
                    help="hidden layer sizes, e.g. --hidden 512 256")
     p.add_argument("--activation", choices=["relu", "sigmoid", "tanh"], help="hidden activation")
+    p.add_argument("--batchnorm", action="store_true", help="a ConvNet recipe: batch norm after every conv and "
+                   "hidden dense layer, before its ReLU")
+    p.add_argument("--dropout", type=_dropout, metavar="P", help="a ConvNet recipe: dropout of P after every "
+                   "hidden dense layer's ReLU, a number in [0, 1)")
     p.add_argument("--epochs", type=_positive(1), help="passes over the training set")
     p.add_argument("--batch-size", type=_positive(1), help="samples per gradient step")
     p.add_argument("--lr", type=_lr, help="initial learning rate, a finite number > 0")

@@ -1,23 +1,21 @@
-"""Layers for a convolutional network in NumPy, each with its forward and backward pass side by side.
+"""Layers in NumPy, each with its forward and backward pass side by side: dense, the activations,
+flatten, dropout and batch normalisation. The convolution and the pooling layers are in `conv.py`;
+`sequential.Sequential` stacks layers of both modules into a model.
 
-For: seeing how a convolution, max-pooling, a dense layer and ReLU compute their output and pass
-the gradient back, written out the way cs231n's layers.py and Nielsen's network.py are, and fast
-enough to train on a CPU. The convolution is im2col: every k x k window of the input becomes one
-row of a matrix (`sliding_window_view` finds the windows without copying), and one matrix product
-with the filters gives every output pixel at once. Leaves out: strides other than 1, dilation,
-groups, batch normalisation, dropout, GPUs, automatic differentiation. The model that stacks these
-layers is `convnet.py`; the fully connected `nn.MLP` keeps its own code for the first notebook.
+For: seeing how each layer computes its output and passes the gradient back, written out the way
+cs231n's layers.py and Nielsen's network.py are. Leaves out: GPUs, automatic differentiation.
 
-Layout NCHW: x (n, c, h, w), n images of c channels of h x w pixels.
-Every layer has `params` (its arrays, updated in place by training) and `grads` ([] for both if none)
-and two methods:
-    out = forward(x, keep=True)   keeps what backward needs (keep=False: predicting only, faster)
-    dx = backward(dout)           dout = dloss/dout, returns dloss/dx and sets `grads` (same order as params)
+Every layer has `params` (its arrays, updated in place by training), `decay` (True beside a weight
+that weight decay shrinks), `grads` (set by backward, same order as params), `buffers` (state that
+training sets but not by gradient) and two methods:
+    out = forward(x, train=True)  train=True keeps what backward needs (and dropout drops, batch norm
+                                  uses the batch's statistics); train=False keeps nothing, deterministic
+    dx = backward(dout)           dout = dloss/dout; returns dloss/dx and sets `grads`
+Shapes: x (n, d) for dense layers, (n, c, h, w) (NCHW) for images; elementwise layers take either.
 """
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from .nn import init_weights
+from .nn import ACTIVATIONS, init_weights
 
 
 def _check_int(name, value, low):
@@ -32,187 +30,51 @@ def _check_x(name, x, ndim, channels):
         raise ValueError(f"{name}: x must have shape {want.format(channels)}, got {x.shape}")
 
 
-def im2col(x, k, p):
-    """(n*ho*wo, k*k*c): one row per output pixel, its k x k window of x (n, h, w, c) (NHWC, padded
-    by p zeros) in the order of Conv2D.W's rows."""
-    n, h, w, c = x.shape
-    ho, wo = h + 2 * p - k + 1, w + 2 * p - k + 1
-    if p:
-        x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-    if c == 1:  # rows of k values would copy slowly: copy k*k shifted images instead, 4 times faster
-        cols_t = np.empty((k * k, n, ho, wo), x.dtype)
-        for u in range(k):
-            for v in range(k):
-                cols_t[u * k + v] = x[:, u:u + ho, v:v + wo, 0]
-        return cols_t.reshape(k * k, n * ho * wo).T  # the same matrix, stored column by column
-    windows = sliding_window_view(x, (k, k), axis=(1, 2))  # (n, ho, wo, c, k, k): a view, nothing copied
-    return windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, k * k * c)  # the one copy
+class Layer:
+    """What every layer shares: no params unless it sets them, and pickling without its caches
+    (`cache` names what forward keeps for backward: a model sent between processes need not carry them)."""
 
+    params, decay, grads, buffers, cache = [], [], [], {}, ()
+    input_grad = True  # False: backward computes no dloss/dx (a first layer: nothing learns from the pixels)
+    kind = None  # its type in a layer spec (sequential.py)
 
-def col2im(dcols, x_shape, p):
-    """dloss/dx (n, h, w, c) from dcols (k, k, n, ho, wo, c), the gradient sent through each kernel
-    offset: the output pixel (i, j) read the input pixel (i + u, j + v) at offset (u, v), so it sends
-    its gradient back there. k*k shifted additions instead of a scatter over every window."""
-    k, _, n, ho, wo, c = dcols.shape
-    _, h, w, _ = x_shape
-    dx = np.zeros((n, h + 2 * p, w + 2 * p, c), dcols.dtype)
-    for u in range(k):
-        for v in range(k):
-            dx[:, u:u + ho, v:v + wo] += dcols[u, v]
-    return dx[:, p:p + h, p:p + w]  # the padding dropped
+    @property
+    def spec(self):
+        """The layer spec that builds this layer again (sequential.py), JSON-ready."""
+        return {"type": self.kind}
 
-
-class Conv2D:
-    """Convolution with stride 1 and `padding` zeros on every side (a cross-correlation, as in
-    every deep-learning library: the filter is not flipped).
-
-    x (n, c_in, h, w) -> out (n, c_out, h + 2p - k + 1, w + 2p - k + 1).
-    W (k * k * c_in, c_out): row (u*k + v)*c_in + c is the weight of input channel c at kernel offset
-    (u, v), so W[:, o].reshape(k, k, c_in) is filter o; b (c_out,). He initialisation (fan-in k*k*c_in).
-    The output is stored channels-last (NHWC) and returned as an NCHW view, and layers after it
-    keep that memory order: the windows of an NHWC image copy in runs of c values, which made
-    im2col 4 times faster than from NCHW.
-    input_grad=False skips dloss/dx (backward returns None): a first layer needs no gradient of pixels.
-    """
-
-    def __init__(self, c_in, c_out, k, padding=0, rng=0, dtype=np.float32):
-        self.c_in, self.c_out = _check_int("c_in", c_in, 1), _check_int("c_out", c_out, 1)
-        self.k, self.padding = _check_int("k", k, 1), _check_int("padding", padding, 0)
-        rng = np.random.default_rng(rng)  # a Generator is used as it is, an int seeds a new one
-        self.W = init_weights(rng, self.c_in * self.k ** 2, self.c_out, "relu", dtype)
-        self.b = np.zeros(self.c_out, dtype)
-        self.params, self.input_grad = [self.W, self.b], True
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in self.cache and k != "grads"}
 
     def __repr__(self):
-        return f"Conv2D({self.c_in}, {self.c_out}, k={self.k}, padding={self.padding})"
-
-    def forward(self, x, keep=True):
-        _check_x("Conv2D", x, 4, self.c_in)
-        n, c, h, w = x.shape
-        k, p = self.k, self.padding
-        ho, wo = h + 2 * p - k + 1, w + 2 * p - k + 1
-        if ho < 1 or wo < 1:
-            raise ValueError(f"Conv2D: a {h}x{w} input with padding {p} is smaller than the {k}x{k} kernel")
-        cols = im2col(x.transpose(0, 2, 3, 1), k, p)  # NHWC: a view, contiguous after a layer here
-        if keep:
-            self.cols, self.x_shape = cols, (n, c, h, w)
-        out = cols @ self.W  # (n*ho*wo, c_out): every output pixel of every image in one product
-        out += self.b
-        return out.reshape(n, ho, wo, self.c_out).transpose(0, 3, 1, 2)  # NCHW view of NHWC memory, no copy
-
-    def backward(self, dout):
-        n, c, h, w = self.x_shape
-        k, p = self.k, self.padding
-        _, c_out, ho, wo = dout.shape
-        d = dout.transpose(0, 2, 3, 1).reshape(n * ho * wo, c_out)  # rows in the order of self.cols
-        self.grads = [self.cols.T @ d, d.sum(axis=0)]  # as a dense layer's, with im2col rows as samples
-        if not self.input_grad:
-            return None
-        # dloss/dcols = d W^T, as one batched product over the k*k kernel offsets, so that the gradient
-        # sent through offset (u, v) is one contiguous block dcols[u, v] of shape (n, ho, wo, c).
-        dcols = np.matmul(d, self.W.reshape(k * k, c, c_out).transpose(0, 2, 1)).reshape(k, k, n, ho, wo, c)
-        return col2im(dcols, (n, h, w, c), p).transpose(0, 3, 1, 2)  # an NCHW view of NHWC memory
+        return f"{type(self).__name__}()"
 
 
-class MaxPool2D:
-    """Max-pooling over non-overlapping size x size windows (stride = size).
-
-    x (n, c, h, w) -> out (n, c, h // size, w // size); a last row or column that does not fill a
-    window is dropped (as PyTorch does) and gets a zero gradient.
-    Backward routes each window's gradient to its maximum. Ties: to the first maximum in row-major
-    order within the window (as numpy.argmax and PyTorch), so every window passes its gradient to
-    exactly one input; sending it to every tied input would multiply it. After a ReLU, ties are
-    mostly windows of zeros, whose gradient the ReLU stops anyway.
-    """
-
-    def __init__(self, size=2):
-        self.size, self.params, self.grads = _check_int("size", size, 1), [], []
-
-    def __repr__(self):
-        return f"MaxPool2D({self.size})"
-
-    def _offsets(self, x):
-        """The size*size strided views x[:, :, i::s, j::s], one per position (i, j) in the window."""
-        s, ho, wo = self.size, x.shape[2] // self.size, x.shape[3] // self.size
-        return [x[:, :, i:ho * s:s, j:wo * s:s] for i in range(s) for j in range(s)]
-
-    def forward(self, x, keep=True):
-        if x.ndim != 4 or x.shape[2] < self.size or x.shape[3] < self.size:
-            raise ValueError(f"MaxPool2D: x must have shape (n, c, h, w) with h, w >= {self.size}, got {x.shape}")
-        views = self._offsets(x)
-        out = views[0].copy(order="K")  # keeps x's memory order
-        for v in views[1:]:
-            np.maximum(out, v, out=out)
-        if not keep:
-            return out
-        self.x, self.first = x, []  # first[m]: position m holds its window's first maximum
-        taken = np.zeros_like(out, dtype=bool)  # in out's memory order, as every array here: 40% faster
-        for v in views:
-            is_first = v == out
-            is_first &= ~taken
-            taken |= is_first
-            self.first.append(is_first)
-        return out
-
-    def backward(self, dout):
-        dx = np.zeros_like(self.x, dout.dtype)  # in x's memory order (NHWC after a Conv2D): no copies later
-        for view, is_first in zip(self._offsets(dx), self.first):
-            np.multiply(dout, is_first, out=view)
-        return dx
-
-
-class ReLU:
-    """max(x, 0), elementwise, for any shape; its gradient passes where x > 0 (0 at x = 0, as nn.relu_prime)."""
-
-    params, grads = [], []  # no weights
-
-    def __repr__(self):
-        return "ReLU()"
-
-    def forward(self, x, keep=True):
-        if keep:
-            self.mask = x > 0
-        return np.maximum(x, 0)
-
-    def backward(self, dout):
-        return dout * self.mask
-
-
-class Flatten:
-    """(n, c, h, w) -> (n, c*h*w), in NCHW order (channel by channel); backward restores the shape."""
-
-    params, grads = [], []  # no weights
-
-    def __repr__(self):
-        return "Flatten()"
-
-    def forward(self, x, keep=True):
-        self.x_shape = x.shape
-        return x.reshape(len(x), -1)
-
-    def backward(self, dout):
-        return dout.reshape(self.x_shape)
-
-
-class Dense:
+class Dense(Layer):
     """Fully connected, as a layer of nn.MLP: out = x W + b. x (n, d_in) -> out (n, d_out).
 
     W (d_in, d_out) from nn.init_weights: He for a layer followed by ReLU (activation="relu"),
-    Xavier/Glorot for the output layer (activation="output"); b (d_out,).
+    Xavier/Glorot otherwise (activation="output", "sigmoid" or "tanh"); b (d_out,).
     """
+
+    cache, kind = ("x",), "dense"
 
     def __init__(self, d_in, d_out, rng=0, dtype=np.float32, activation="relu"):
         self.d_in, self.d_out = _check_int("d_in", d_in, 1), _check_int("d_out", d_out, 1)
         self.W = init_weights(np.random.default_rng(rng), self.d_in, self.d_out, activation, dtype)
         self.b = np.zeros(self.d_out, dtype)
-        self.params = [self.W, self.b]
+        self.params, self.decay = [self.W, self.b], [True, False]
 
     def __repr__(self):
         return f"Dense({self.d_in}, {self.d_out})"
 
-    def forward(self, x, keep=True):
+    @property
+    def spec(self):
+        return {"type": "dense", "units": self.d_out}
+
+    def forward(self, x, train=True):
         _check_x("Dense", x, 2, self.d_in)
-        if keep:
+        if train:
             self.x = x
         out = x @ self.W
         out += self.b
@@ -220,4 +82,153 @@ class Dense:
 
     def backward(self, dout):
         self.grads = [self.x.T @ dout, dout.sum(axis=0)]
-        return dout @ self.W.T
+        return dout @ self.W.T if self.input_grad else None
+
+
+class Activation(Layer):
+    """a = f(x) elementwise, for any shape, with nn's f and f' (f' written with the output a, as in
+    nn.MLP.backward): dx = dout * f'(a). ReLU, Sigmoid and Tanh below name the three."""
+
+    cache = ("a",)
+
+    def __init__(self):
+        self.f, self.f_prime = ACTIVATIONS[self.kind]
+
+    def forward(self, x, train=True):
+        a = self.f(x)
+        if train:
+            self.a = a
+        return a
+
+    def backward(self, dout):
+        return dout * self.f_prime(self.a)
+
+
+class ReLU(Activation):
+    kind = "relu"
+
+
+class Sigmoid(Activation):
+    kind = "sigmoid"
+
+
+class Tanh(Activation):
+    kind = "tanh"
+
+
+class Flatten(Layer):
+    """(n, c, h, w) -> (n, c*h*w), in NCHW order (channel by channel); backward restores the shape."""
+
+    cache, kind = ("x_shape",), "flatten"
+
+    def forward(self, x, train=True):
+        if train:
+            self.x_shape = x.shape
+        return x.reshape(len(x), -1)
+
+    def backward(self, dout):
+        return dout.reshape(self.x_shape)
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, each value is kept with probability q = 1 - p and scaled by 1/q,
+    so that its expected value is unchanged and eval mode is the identity (nothing to rescale then).
+
+    forward: out = x * m, m = [u >= p] / q with u uniform on [0, 1), drawn from `rng` (a Generator,
+    shared with the model's initialisation, so that one seed gives one run); backward: dx = dout * m.
+    """
+
+    cache, kind = ("mask",), "dropout"
+
+    def __init__(self, p, rng=0):
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be a number in [0, 1), got {p!r}")
+        self.p, self.rng = float(p), np.random.default_rng(rng)
+
+    def __repr__(self):
+        return f"Dropout({self.p})"
+
+    @property
+    def spec(self):
+        return {"type": "dropout", "p": self.p}
+
+    def forward(self, x, train=True):
+        if not train or self.p == 0:
+            self.mask = None
+            return x
+        self.mask = self.rng.random(x.shape, dtype=x.dtype) >= self.p  # keep with probability q
+        self.mask = self.mask.astype(x.dtype) / x.dtype.type(1 - self.p)
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout if self.mask is None else dout * self.mask
+
+
+class BatchNorm(Layer):
+    """Batch normalisation (Ioffe and Szegedy, 2015) per feature of (n, d), or per channel of (n, c, h, w).
+
+    Write x as (m, c): m = n rows for a dense layer, m = n*h*w pixels for a convolution's channels.
+    Training mode, over the m rows:  mu = mean(x), var = mean((x - mu)^2)  (c,),
+        x_hat = (x - mu) / sqrt(var + eps)  (m, c),   out = gamma * x_hat + beta  (m, c).
+    The running mean and variance move towards each batch's, r <- (1 - momentum) r + momentum * batch
+    (the variance unbiased, m / (m - 1) times var, as PyTorch keeps it); eval mode normalises with
+    them instead, so that a prediction does not depend on the other images of its batch.
+    Backward, with g = dloss/dout (m, c) and s = 1 / sqrt(var + eps) (c,):
+        dgamma = sum_rows(g * x_hat),  dbeta = sum_rows(g)                        (c,)
+        dx_hat = gamma * g;  x_hat depends on x directly and through mu and var:
+        dx = s * (dx_hat - mean_rows(dx_hat) - x_hat * mean_rows(dx_hat * x_hat))
+           = (gamma * s / m) * (m * g - dbeta - x_hat * dgamma)                     (m, c)
+    the compact form (since sum_rows(x_hat) = 0 and d var / dx_i = 2 (x_i - mu) / m).
+    """
+
+    cache, kind = ("x_hat", "s"), "batchnorm"
+
+    def __init__(self, c, momentum=0.1, eps=1e-5, dtype=np.float32):
+        self.c = _check_int("BatchNorm: c", c, 1)
+        self.momentum, self.eps = float(momentum), float(eps)
+        self.gamma, self.beta = np.ones(self.c, dtype), np.zeros(self.c, dtype)
+        self.params, self.decay = [self.gamma, self.beta], [False, False]
+        self.buffers = {"mean": np.zeros(self.c, dtype), "var": np.ones(self.c, dtype)}
+
+    def __repr__(self):
+        return f"BatchNorm({self.c})"
+
+    @property
+    def spec(self):
+        return {"type": "batchnorm", "momentum": self.momentum, "eps": self.eps}
+
+    @staticmethod
+    def _rows(x):  # (m, c) with channels last: a view of a convolution's NHWC memory
+        return x if x.ndim == 2 else x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+    @staticmethod
+    def _like(rows, x):  # back to x's shape, as an NCHW view of NHWC memory
+        n, c, h, w = x.shape if x.ndim == 4 else (0, 0, 0, 0)
+        return rows if x.ndim == 2 else rows.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+
+    def forward(self, x, train=True):
+        if x.ndim not in (2, 4) or x.shape[1] != self.c:
+            raise ValueError(f"BatchNorm: x must have shape (n, {self.c}) or (n, {self.c}, h, w), got {x.shape}")
+        rows = self._rows(x)
+        if train:
+            mu, var = rows.mean(axis=0), rows.var(axis=0)
+            m, r = len(rows), self.momentum
+            self.buffers["mean"] += r * (mu - self.buffers["mean"])
+            self.buffers["var"] += r * (var * (m / max(m - 1, 1)) - self.buffers["var"])
+        else:
+            mu, var = self.buffers["mean"], self.buffers["var"]
+        s = 1 / np.sqrt(var + self.eps)
+        x_hat = (rows - mu) * s
+        if train:
+            self.x_hat, self.s = x_hat, s
+        return self._like(x_hat * self.gamma + self.beta, x)
+
+    def backward(self, dout):
+        g = self._rows(dout)
+        m, x_hat = len(g), self.x_hat
+        self.grads = [(g * x_hat).sum(axis=0), g.sum(axis=0)]  # dgamma, dbeta
+        if not self.input_grad:
+            return None
+        dgamma, dbeta = self.grads
+        dx = (self.gamma * self.s / m) * (m * g - dbeta - x_hat * dgamma)
+        return self._like(dx, dout)

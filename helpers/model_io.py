@@ -1,8 +1,10 @@
-"""Save a trained model (an MLP or a ConvNet) to one .npz file, architecture and weights, and load it back.
+"""Save a trained model (an MLP, a ConvNet, any Sequential) to one .npz file, architecture, weights
+and buffers, and load it back.
 
 The file holds the model's `architecture` (JSON, see models.py) and its `sizes`, `activation`
-and `loss` next to the arrays W1, b1, W2, b2, ... so that it can be loaded with no other
-information; a file with no `architecture`, as saved before ConvNets, is an MLP. No pickles:
+and `loss` next to its arrays by name (W1, b1, W2, b2, ..., gamma3, beta3 of a batch norm, and its
+running statistics mean3, var3, which training sets without a gradient), so that it can be
+loaded with no other information; a file with no `architecture`, as saved before ConvNets, is an MLP. No pickles:
 np.load is called with allow_pickle=False, so a model file cannot run code. Every array's
 declared shape is checked against the architecture before anything is decompressed or
 allocated, and weights that are not finite (a diverged training) are never saved or loaded.
@@ -26,7 +28,12 @@ class ModelFileError(ValueError):
 
 
 def _key(i):
-    return f"{'Wb'[i % 2]}{i // 2 + 1}"  # params alternate W1, b1, W2, b2, ...
+    return f"{'Wb'[i % 2]}{i // 2 + 1}"  # an MLP's params alternate W1, b1, W2, b2, ...
+
+
+def _arrays(model):
+    """{name in the file: array}: the params, then the buffers (batch norm's running statistics)."""
+    return {**dict(zip(model.param_names, model.params)), **model.buffers}
 
 
 def check_writable(path):
@@ -42,13 +49,13 @@ def save_model(model, path, test_accuracy=None):
     half-written file. Refuses (ModelFileError, nothing written) weights that are not finite.
     test_accuracy: the final model's, measured once, stored with it so `best_saved` can rank files."""
     path = Path(path)
-    bad = [_key(i) for i, p in enumerate(model.params) if not np.isfinite(p).all()]
+    bad = [name for name, p in _arrays(model).items() if not np.isfinite(p).all()]
     if bad:
         raise ModelFileError(f"{path}: not saved: {', '.join(bad)} hold NaN or infinite values "
                              f"(the training diverged); the file was left as it was")
     check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {_key(i): p for i, p in enumerate(model.params)}
+    arrays = _arrays(model)
     if test_accuracy is not None:
         arrays["test_accuracy"] = np.array(float(test_accuracy))
     files.atomic_write(path, lambda tmp: np.savez(tmp, architecture=np.array(json.dumps(model.architecture)),
@@ -120,13 +127,13 @@ def _build_declared(path, f, shapes):
                       "loss": str(f["loss"])}, f"of sizes {saved}"
     else:
         try:
-            expected = models.param_shapes(arch)
-        except (ValueError, TypeError) as e:
+            params, buffers = models.array_shapes(arch)
+        except (ValueError, TypeError, KeyError) as e:
             raise ModelFileError(f"{path}: its architecture {arch} cannot be built: {e}") from None
-        for i, want in enumerate(expected):
-            got = shapes.get(_key(i), (None,))[0]
+        for key, want in {**params, **buffers}.items():
+            got = shapes.get(key, (None,))[0]
             if got != tuple(want):
-                raise ModelFileError(f"{path}: {_key(i)} has shape {got}, but the architecture needs {tuple(want)}")
+                raise ModelFileError(f"{path}: {key} has shape {got}, but the architecture needs {tuple(want)}")
         what = str(arch)
     try:
         return models.build(arch)
@@ -136,7 +143,7 @@ def _build_declared(path, f, shapes):
 
 def load_model(path, sizes=None, inputs=None, outputs=None,
                made_by="notebooks/Neural_net.ipynb or `python -m helpers train`"):
-    """Load a model (an MLP or a ConvNet) saved by save_model.
+    """Load a model of any kind (models.KINDS: an MLP, a ConvNet, a Sequential) saved by save_model.
 
     sizes: if given, the architecture the caller expects; inputs/outputs: if given, the number
     of inputs and outputs it must have (784 and 10 to read MNIST digits); made_by: what to run
@@ -149,10 +156,10 @@ def load_model(path, sizes=None, inputs=None, outputs=None,
         shapes = files.npz_shapes(path)
         with np.load(path, allow_pickle=False) as f:
             model = _build_declared(path, f, shapes)
-            for i, param in enumerate(model.params):
-                param[...] = f[_key(i)]
-                if not np.isfinite(param).all():
-                    raise ModelFileError(f"{path}: {_key(i)} holds NaN or infinite values; "
+            for key, array in _arrays(model).items():
+                array[...] = f[key]
+                if not np.isfinite(array).all():
+                    raise ModelFileError(f"{path}: {key} holds NaN or infinite values; "
                                          f"this model cannot predict anything")
     except ModelFileError:
         raise

@@ -2,19 +2,25 @@
 
 An architecture is a plain dict that a model file (model_io) and a recipe (pipeline) hold:
     {"kind": "mlp", "sizes": [784, 256, 10], "activation": "relu", "loss": "cross_entropy"}
-    {"kind": "conv", "channels": [16, 32], "kernel": 5, "hidden": [128], "padding": 0}
-`build` makes the model and `param_shapes` gives the shapes of its params without allocating
-them, so that a file can be checked before anything is read. Every model has `architecture`.
+    {"kind": "conv", "channels": [16, 32], "kernel": 5, "hidden": [128], "padding": 0,
+     "batchnorm": false, "dropout": 0.0, "pool": "max"}
+    {"kind": "sequential", "input_shape": [1, 28, 28], "layers": [layer specs], "loss": "cross_entropy"}
+(layer specs: see sequential.py). `build` makes the model and `array_shapes` gives the names and
+shapes of its params and buffers without allocating them, so that a file can be checked before
+anything is read. Every model has `architecture`.
 """
 import numpy as np
 
-from . import convnet
+from . import convnet, sequential
 from .nn import MLP
 
 KINDS = {  # kind: (the model's class, its architecture's keys, their defaults)
     "mlp": (MLP, ("sizes", "activation", "loss"), {"activation": "relu", "loss": "cross_entropy"}),
-    "conv": (convnet.ConvNet, ("channels", "kernel", "hidden", "padding"),
-             {"channels": (16, 32), "kernel": 5, "hidden": (128,), "padding": 0}),
+    "conv": (convnet.ConvNet, ("channels", "kernel", "hidden", "padding", "batchnorm", "dropout", "pool"),
+             {"channels": (16, 32), "kernel": 5, "hidden": (128,), "padding": 0, "batchnorm": False,
+              "dropout": 0.0, "pool": "max"}),
+    "sequential": (sequential.Sequential, ("layers", "input_shape", "loss"),
+                   {"input_shape": (784,), "loss": "cross_entropy"}),
 }
 KEYS = ("kind", *sorted({key for _, keys, _ in KINDS.values() for key in keys}))  # every architecture key
 
@@ -33,19 +39,44 @@ def architecture(settings):
     return {"kind": kind, **{k: settings.get(k, defaults.get(k)) for k in keys}}
 
 
-def param_shapes(settings):
-    """[(shape of W1), (shape of b1), ...] of the model settings describe, allocating nothing."""
-    arch = architecture(settings)
+def _plan(arch):
+    """sequential.plan's rows for a conv or sequential architecture."""
     if arch["kind"] == "conv":
-        return convnet.param_shapes(arch["channels"], arch["kernel"], arch["hidden"], arch["padding"])
+        keys = KINDS["conv"][1]
+        return sequential.plan(convnet.specs(**{k: arch[k] for k in keys}), (1, convnet.SIDE, convnet.SIDE))
+    shape = arch["input_shape"]
+    if not isinstance(shape, (list, tuple)) or len(shape) not in (1, 3) or any(
+            isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape):
+        raise ValueError(f"input_shape must be [d] or [c, h, w] of positive integers, got {shape!r}")
+    return sequential.plan(arch["layers"], shape)
+
+
+def array_shapes(settings):
+    """({param name: shape}, {buffer name: shape}) of the model settings describe, in the order of its
+    params, allocating nothing: W1, b1, W2, b2, ... (and gamma, beta, mean, var of a batch norm)."""
+    arch = architecture(settings)
+    if arch["kind"] != "mlp":
+        rows = _plan(arch)
+        return ({k: v for *_, params, _ in rows for k, v in params.items()},
+                {k: v for *_, buffers in rows for k, v in buffers.items()})
     sizes = arch["sizes"]
     if not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
         raise ValueError(f"sizes must list at least an input and an output size, got {sizes!r}")
-    return [s for d_in, d_out in zip(sizes[:-1], sizes[1:]) for s in ((d_in, d_out), (d_out,))]
+    pairs = zip(sizes[:-1], sizes[1:])
+    params = {}
+    for l, (d_in, d_out) in enumerate(pairs, 1):
+        params[f"W{l}"], params[f"b{l}"] = (d_in, d_out), (d_out,)
+    return params, {}
+
+
+def param_shapes(settings):
+    """[(shape of W1), (shape of b1), ...] of the model settings describe, allocating nothing."""
+    return list(array_shapes(settings)[0].values())
 
 
 def build(settings, seed=0, dtype=np.float32):
     """A new model, seeded, of the architecture in settings (a recipe or a stored dict)."""
     arch = architecture(settings)
     cls, keys, _ = KINDS[arch["kind"]]
-    return cls(**{k: arch[k] for k in keys}, seed=seed, dtype=dtype)
+    args = {"specs" if k == "layers" else k: arch[k] for k in keys}  # Sequential(specs, ...): a stack's layer specs
+    return cls(**args, seed=seed, dtype=dtype)

@@ -91,7 +91,115 @@ def init_weights(rng, d_in, d_out, activation, dtype):
     return (rng.standard_normal((d_in, d_out)) * std).astype(dtype)
 
 
-class MLP:
+class Classifier:
+    """The model interface, written once: what `training.fit`, `training.evaluate`, `model_io`,
+    `images.read` and the benchmark may use of any model. A subclass (`MLP` below, or
+    `sequential.Sequential`, a stack of layers) provides:
+        params        [arrays]: what the optimiser updates in place
+        decay         [bool] beside params: True for weights, which weight decay shrinks; biases and
+                      batch norm's scale and shift are not shrunk
+        buffers       {name: array}: state training sets but not by gradient (batch norm's running
+                      statistics); model_io saves it with the params. {} if none
+        param_names   [str] beside params: the names in a model file ("W1", "b1", ...)
+        sizes         (inputs, ..., classes); input_shape: one sample's shape, e.g. (784,) or (1, 28, 28)
+        loss          "cross_entropy" (softmax output) or "mse" (sigmoid output)
+        architecture  a JSON-ready dict that models.build turns back into the same kind of model
+        forward(X, train=True) -> P (n, classes), the outputs; keeps log P as log_p for the loss.
+                      train=True: training mode (dropout drops, batch norm uses the batch's statistics)
+                      and keeps what backward needs; train=False: deterministic, for measuring.
+        backward(delta) -> grads beside params, from delta = dloss/dZ of the output layer (n, classes).
+                      No gradient of the pixels is computed: nothing learns from it.
+        activations   after forward: [the input, the output of each hidden activation (for a ConvNet's
+                      first, its feature maps), the outputs P]: what images.read and draw.py show
+    and gets from here: check_inputs, check_targets, loss_and_delta, loss_and_grads (checked) and
+    loss_grads_and_output (unchecked, for fit's inner loop), predict_proba, predict, classes, depth,
+    and pickling without the last batch's caches (try_seeds sends models between processes).
+    max_batch: a batch of more images is run in chunks of that many, and its gradient summed exactly.
+    """
+
+    max_batch = None  # None: any batch in one piece
+    buffers = {}
+
+    @property
+    def classes(self):
+        return self.sizes[-1]
+
+    @property
+    def depth(self):
+        """L, the number of layers with weights."""
+        return sum(self.decay)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in ("activations", "log_p")}
+
+    def loss_and_delta(self, out, Y):
+        """(mean loss, delta = dloss/dZ^L) for outputs out = forward(X) and one-hot Y, both (n, k)."""
+        if self.loss == "cross_entropy":
+            return cross_entropy(self.log_p, Y), softmax_cross_entropy_grad(out, Y)
+        return mse(out, Y), mse_grad(out, Y) * sigmoid_prime(out)
+
+    def loss_grads_and_output(self, X, Y):
+        """(mean loss, grads, outputs) of a batch in training mode, X and Y already checked (fit checks
+        the whole set once). A batch of more than max_batch images runs in chunks, each chunk's
+        gradient weighted by its share, so that the sum is the gradient of the mean over all n."""
+        n = len(X)
+        if self.max_batch is None or n <= self.max_batch:
+            out = self.forward(X)
+            loss, delta = self.loss_and_delta(out, Y)
+            return float(loss), self.backward(delta), out
+        loss, grads, outs = 0.0, None, []
+        for i in range(0, n, self.max_batch):
+            out = self.forward(X[i:i + self.max_batch])
+            part_loss, delta = self.loss_and_delta(out, Y[i:i + self.max_batch])
+            share = len(out) / n
+            part = self.backward(delta * share)
+            loss += float(part_loss) * share
+            grads = part if grads is None else [g + h for g, h in zip(grads, part)]
+            outs.append(out)
+        return loss, grads, np.concatenate(outs)
+
+    def loss_and_grads(self, X, Y):
+        """Mean loss over the batch and its gradient for every param. X: (n, *input_shape) or (n, d);
+        Y: (n, k) one-hot."""
+        X = self.check_inputs(X)
+        loss, grads, _ = self.loss_grads_and_output(X, self.check_targets(Y, len(X)))
+        return loss, grads
+
+    def predict_proba(self, X, batch_size=10_000):
+        """(n, k) class probabilities, in eval mode. For an MSE model, its sigmoid outputs scaled to sum to 1."""
+        X = self.check_inputs(X)
+        out = np.concatenate([self.forward(X[i:i + batch_size], train=False) for i in range(0, len(X), batch_size)])
+        return out if self.loss == "cross_entropy" else out / out.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """(n,) predicted labels."""
+        return self.predict_proba(X).argmax(axis=1)
+
+    def check_inputs(self, X):
+        """X as (n, d) of the model's dtype, d = sizes[0]; an image model also takes (n, h, w) or (n, c, h, w)."""
+        X, d = np.asarray(X), self.sizes[0]
+        shapes = [(d,)] + ([self.input_shape[-2:], self.input_shape] if len(self.input_shape) == 3 else [])
+        if X.ndim < 2 or X.shape[1:] not in {tuple(s) for s in shapes}:
+            if len(shapes) == 1:
+                raise ValueError(f"X must have shape (n, {d}), one flattened sample per row; got "
+                                 f"{X.shape}. For (n, 28, 28) images use helpers.data.flatten(x).")
+            raise ValueError(f"X must have shape (n, {', '.join(map(str, shapes[1]))}) or (n, {d}), "
+                             f"one image per sample; got {X.shape}")
+        if not np.issubdtype(X.dtype, np.number) or not np.isfinite(X).all():
+            raise ValueError("X must hold finite numbers (no NaN or infinity)")
+        return X.reshape(len(X), d).astype(self.dtype, copy=False)
+
+    def check_targets(self, Y, n):
+        Y, k = np.asarray(Y), self.classes
+        if Y.shape != (n, k):
+            raise ValueError(f"Y must be one-hot targets of shape ({n}, {k}), got {Y.shape}. "
+                             f"For integer labels use helpers.data.one_hot(y, {k}).")
+        if not np.issubdtype(Y.dtype, np.number) or not np.isfinite(Y).all():
+            raise ValueError("Y must hold finite numbers (no NaN or infinity)")
+        return Y.astype(self.dtype, copy=False)
+
+
+class MLP(Classifier):
     """A multilayer perceptron: sizes (784, ..., 10), hidden activation, and loss.
 
     loss="cross_entropy": softmax output. loss="mse": sigmoid output, as in the original.
@@ -107,33 +215,30 @@ class MLP:
         if loss not in ("cross_entropy", "mse"):
             raise ValueError(f"loss must be 'cross_entropy' or 'mse', got {loss!r}")
         self.sizes, self.activation, self.loss, self.dtype = sizes, activation, loss, np.dtype(dtype)
+        self.input_shape = sizes[:1]
         self.f, self.f_prime = ACTIVATIONS[activation]
         rng = np.random.default_rng(seed)
         self.params = []
         for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             act = activation if i < len(sizes) - 2 else "output"
             self.params += [init_weights(rng, d_in, d_out, act, self.dtype), np.zeros(d_out, self.dtype)]
+        self.decay = [True, False] * (len(sizes) - 1)  # W^l decays, b^l does not
+        self.param_names = [f"{name}{l}" for l in range(1, len(sizes)) for name in "Wb"]
 
     def __repr__(self):
         return f"MLP(sizes={self.sizes}, activation={self.activation!r}, loss={self.loss!r})"
-
-    def __getstate__(self):  # pickled to move between processes: the last batch's activations stay
-        return {k: v for k, v in self.__dict__.items() if k not in ("activations", "log_p")}
-
-    @property
-    def depth(self):
-        return len(self.sizes) - 1
 
     @property
     def architecture(self):
         """What model_io stores and models.build reads: a plain dict, JSON-ready."""
         return {"kind": "mlp", "sizes": list(self.sizes), "activation": self.activation, "loss": self.loss}
 
-    def forward(self, X):
+    def forward(self, X, train=True):
         """Output of the last layer, keeping every layer's activation for backward. X: (n, d).
 
         Layers are numbered l = 1..L as in the notebook's formulas: activations[l] is A^l,
         activations[0] is A^0 = X, and W^l, b^l sit at params[2l - 2], params[2l - 1].
+        An MLP has no dropout or batch norm: train=False computes the same.
         """
         L = self.depth
         a = X
@@ -164,49 +269,3 @@ class MLP:
                 delta = delta @ self.params[2 * l - 2].T  # delta^{l-1} = (delta^l (W^l)^T) * f'(Z^{l-1}),
                 delta *= self.f_prime(a_prev)  # f' written with A^{l-1} = f(Z^{l-1}), already computed
         return grads
-
-    def _loss_and_delta(self, out, Y):
-        if self.loss == "cross_entropy":
-            return cross_entropy(self.log_p, Y), softmax_cross_entropy_grad(out, Y)
-        return mse(out, Y), mse_grad(out, Y) * sigmoid_prime(out)
-
-    def _loss_and_grads(self, X, Y):
-        """loss_and_grads without input checks, for the training loop. Returns (loss, grads, out)."""
-        out = self.forward(X)
-        loss, delta = self._loss_and_delta(out, Y)
-        return float(loss), self.backward(delta), out
-
-    def loss_and_grads(self, X, Y):
-        """Mean loss over the batch and its gradient for every param. X: (n, d); Y: (n, k) one-hot."""
-        X, Y = self.check_inputs(X), self.check_targets(Y, len(X))
-        loss, grads, _ = self._loss_and_grads(X, Y)
-        return loss, grads
-
-    def predict_proba(self, X, batch_size=10_000):
-        """(n, k) class probabilities. For an MSE model, its sigmoid outputs scaled to sum to 1."""
-        X = self.check_inputs(X)
-        out = np.concatenate([self.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
-        return out if self.loss == "cross_entropy" else out / out.sum(axis=1, keepdims=True)
-
-    def predict(self, X):
-        """(n,) predicted labels."""
-        return self.predict_proba(X).argmax(axis=1)
-
-    def check_inputs(self, X):
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
-            raise ValueError(f"X must have shape (n, {self.sizes[0]}), one flattened sample per row; got "
-                             f"{X.shape}. For (n, 28, 28) images use helpers.data.flatten(x).")
-        if not np.issubdtype(X.dtype, np.number) or not np.isfinite(X).all():
-            raise ValueError("X must hold finite numbers (no NaN or infinity)")
-        return X.astype(self.dtype, copy=False)
-
-    def check_targets(self, Y, n):
-        Y = np.asarray(Y)
-        k = self.sizes[-1]
-        if Y.shape != (n, k):
-            raise ValueError(f"Y must be one-hot targets of shape ({n}, {k}), got {Y.shape}. "
-                             f"For integer labels use helpers.data.one_hot(y, {k}).")
-        if not np.isfinite(Y).all():
-            raise ValueError("Y must hold finite numbers (no NaN or infinity)")
-        return Y.astype(self.dtype, copy=False)

@@ -1,13 +1,14 @@
 """Optimisers, learning-rate schedules and the training loop `fit`.
 
-For: turning the gradients of `nn.MLP.loss_and_grads` into better weights, one
-mini-batch at a time. Leaves out: early stopping, checkpoints during training.
+For: turning the gradients of a model's `loss_and_grads` (nn.Classifier) into better weights,
+one mini-batch at a time. Leaves out: early stopping, checkpoints during training.
 
 Each optimiser's `step(grads, lr)` updates `model.params` in place:
     gradient descent  theta <- theta - lr * nabla
     momentum          v <- mu * v + nabla;  theta <- theta - lr * v
     Adam              m, v <- running means of nabla and nabla^2;  theta <- theta - lr * m_hat / (sqrt(v_hat) + eps)
-Weight decay (L2) adds wd * W to the gradient of every weight matrix, never to biases.
+Weight decay (L2) adds wd * W to the gradient of every weight, chosen by role (`decay`, from the
+model: True for weights; biases and batch norm's scale and shift are never shrunk).
 """
 import math
 import time
@@ -18,11 +19,19 @@ from tqdm.auto import tqdm
 from .data import one_hot, random_shift
 
 
-class SGD:
-    """Gradient descent, with momentum when mu > 0."""
+def _decay(params, weight_decay, decay):
+    if weight_decay and (decay is None or len(decay) != len(params)):
+        raise ValueError("weight_decay needs decay=[True or False beside each param] (a model's `decay`), "
+                         "to know which params are weights")
+    return list(decay) if decay is not None else [False] * len(params)
 
-    def __init__(self, params, momentum=0.0, weight_decay=0.0):
+
+class SGD:
+    """Gradient descent, with momentum when mu > 0. decay: beside params, True where weight decay applies."""
+
+    def __init__(self, params, momentum=0.0, weight_decay=0.0, decay=None):
         self.params, self.mu, self.wd = params, momentum, weight_decay
+        self.decay = _decay(params, weight_decay, decay)
         self.v = [np.zeros_like(p) for p in params] if momentum else None
         self.scratch = [np.empty_like(p) for p in params] if weight_decay else None
 
@@ -30,7 +39,7 @@ class SGD:
         # In-place updates: the gradient arrays are fresh each step, so their memory is reused
         # as scratch instead of allocating temporaries the size of every weight matrix.
         for i, (theta, nabla) in enumerate(zip(self.params, grads)):
-            if self.wd and i % 2 == 0:  # even positions hold weight matrices
+            if self.wd and self.decay[i]:  # a weight, not a bias
                 nabla += np.multiply(theta, self.wd, out=self.scratch[i])  # nabla + wd * theta
             if self.v is not None:
                 self.v[i] *= self.mu
@@ -44,8 +53,9 @@ class SGD:
 class Adam:
     """Adam (Kingma & Ba, 2015) with L2 weight decay added to the gradient."""
 
-    def __init__(self, params, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    def __init__(self, params, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decay=None):
         self.params, self.b1, self.b2, self.eps, self.wd = params, beta1, beta2, eps, weight_decay
+        self.decay = _decay(params, weight_decay, decay)
         self.m = [np.zeros_like(p) for p in params]
         self.v = [np.zeros_like(p) for p in params]
         self.t = 0
@@ -54,7 +64,7 @@ class Adam:
         self.t += 1
         lr_t = lr * math.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)  # bias correction
         for i, (theta, nabla) in enumerate(zip(self.params, grads)):
-            if self.wd and i % 2 == 0:
+            if self.wd and self.decay[i]:
                 nabla += self.wd * theta
             self.m[i] += (1 - self.b1) * (nabla - self.m[i])
             self.v[i] += (1 - self.b2) * (nabla * nabla - self.v[i])
@@ -73,12 +83,12 @@ def lr_at(schedule, lr, step, total):
 
 
 def evaluate(model, X, y, batch_size=10_000):
-    """(mean loss, accuracy) of model on features X (n, d) and integer labels y (n,)."""
+    """(mean loss, accuracy) of model on features X (n, d) and integer labels y (n,), in eval mode."""
     loss, correct = 0.0, 0
     for i in range(0, len(X), batch_size):
         xb, yb = X[i:i + batch_size], y[i:i + batch_size]
-        out = model.forward(xb)
-        loss += float(model._loss_and_delta(out, one_hot(yb, out.shape[1], out.dtype))[0]) * len(xb)
+        out = model.forward(xb, train=False)
+        loss += float(model.loss_and_delta(out, one_hot(yb, out.shape[1], out.dtype))[0]) * len(xb)
         correct += int((out.argmax(axis=1) == yb).sum())
     return loss / len(X), correct / len(X)
 
@@ -100,7 +110,7 @@ class TrainingDiverged(ArithmeticError):
 
 def check_labels(model, X, y, name):
     y = np.asarray(y)
-    k = model.sizes[-1]
+    k = model.classes
     if y.shape != (len(X),) or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"{name} must be integer labels of shape ({len(X)},), got {y.dtype} {y.shape}")
     if len(y) and (y.min() < 0 or y.max() >= k):
@@ -133,14 +143,14 @@ def fit(model, x_train, y_train, x_valid=None, y_valid=None, *, epochs=10, batch
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
     if optimizer == "sgd":
-        opt = SGD(model.params, momentum, weight_decay)
+        opt = SGD(model.params, momentum, weight_decay, model.decay)
     elif optimizer == "adam":
-        opt = Adam(model.params, weight_decay=weight_decay)
+        opt = Adam(model.params, weight_decay=weight_decay, decay=model.decay)
     else:
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
     lr_at(schedule, lr, 0, 1)  # reject an unknown schedule before any work
     rng = np.random.default_rng(seed)
-    Y_train = one_hot(y_train, model.sizes[-1], model.dtype)
+    Y_train = one_hot(y_train, model.classes, model.dtype)
     steps_per_epoch = math.ceil(n / batch_size)
     total, step, seconds = epochs * steps_per_epoch, 0, 0.0
     history = {k: [] for k in ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "seconds")}
@@ -156,7 +166,7 @@ def fit(model, x_train, y_train, x_valid=None, y_valid=None, *, epochs=10, batch
             # Each batch is gathered by index: the same speed as one shuffled copy of the whole
             # set per epoch, within the noise (BENCHMARKS.md), without a 188 MB copy per epoch.
             idx = perm[i:i + batch_size]
-            loss, grads, out = model._loss_and_grads(X[idx], Y_train[idx])
+            loss, grads, out = model.loss_grads_and_output(X[idx], Y_train[idx])  # training mode
             if not math.isfinite(loss):
                 raise TrainingDiverged(f"the loss became {loss} at epoch {epoch}, batch {i // batch_size + 1}: "
                                        f"try a smaller learning rate than {lr}")

@@ -10,7 +10,7 @@ from test_data import write_mnist_idx
 from test_db import dump, fake_run, make_v1
 
 from helpers import __main__ as cli
-from helpers import db, model_io, paths, pipeline
+from helpers import data, db, model_io, paths, pipeline
 
 QUICK = ["train", "--recipe", "baseline", "--epochs", "30", "--hidden", "16", "--lr", "1.0", "--quiet"]
 
@@ -192,3 +192,40 @@ def test_the_conv_recipe_trains_from_the_command_line_like_the_others(tmp_path, 
         cli.main(["train", "--recipe", "conv", "--activation", "tanh", "--data", str(small), "--no-db"])
     with pytest.raises(SystemExit, match=r"hidden \[100000000\] with batches of 128 would need about"):
         cli.main(["train", "--recipe", "conv", "--hidden", "100000000", "--no-db"])
+
+
+def test_train_and_predict_a_convnet_with_batch_norm_and_dropout(tmp_path, capsys, mnist):
+    """predict reads one image at a time: with batch norm it must use the running statistics, so that
+    the image alone gets the probabilities it gets inside a batch of others."""
+    from PIL import Image
+
+    from helpers import images
+
+    (x_train, y_train), (x_test, y_test) = mnist
+    small = tmp_path / "small.npz"
+    np.savez(small, x_train=np.concatenate([x_train[:1000], x_train[50000:]]),
+             y_train=np.concatenate([y_train[:1000], y_train[50000:]]), x_test=x_test[:200], y_test=y_test[:200])
+    model_path = tmp_path / "bn.npz"
+    cli.main(["train", "--recipe", "conv", "--epochs", "1", "--hidden", "32", "--batchnorm", "--dropout", "0.25",
+              "--quiet", "--data", str(small), "--no-db", "--save", str(model_path)])
+    assert f"model saved to {model_path}" in capsys.readouterr().out
+    model = model_io.load_model(model_path, inputs=784, outputs=10)
+    assert model.architecture == {"kind": "conv", "channels": [16, 32], "kernel": 5, "hidden": [32], "padding": 0,
+                                  "batchnorm": True, "dropout": 0.25}
+    assert not np.array_equal(model.buffers["var2"], 1)  # the running statistics were saved and read back
+    x28 = images.to_mnist(x_test[3])
+    Image.fromarray(x28).save(tmp_path / "digit.png")
+    cli.main(["predict", str(tmp_path / "digit.png"), "--model", str(model_path)])
+    line = capsys.readouterr().out.strip()
+    seen, _, _ = images.read(model, tmp_path / "digit.png")  # the 28x28 that predict put through the model
+    batch = np.concatenate([data.flatten(x_test[:3]), seen.reshape(1, 784) / np.float32(255),
+                            data.flatten(x_test[4:20])])
+    proba = model.predict_proba(batch)[3]
+    top = proba.argsort()[::-1][:3]
+    assert line == f"{tmp_path / 'digit.png'}: {top[0]}  (" + ", ".join(f"{d}: {proba[d]:.3f}" for d in top) + ")"
+    with pytest.raises(SystemExit, match="--batchnorm: only a ConvNet recipe"):
+        cli.main(["train", "--recipe", "default", "--batchnorm", "--no-db", "--data", str(small)])
+    for bad in ("1", "-0.1", "half"):
+        with pytest.raises(SystemExit):
+            cli.main(["train", "--recipe", "conv", "--dropout", bad, "--no-db"])
+        assert "--dropout: must be a number in [0, 1)" in capsys.readouterr().err

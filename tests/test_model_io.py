@@ -157,9 +157,9 @@ CONV = {"kind": "conv", "channels": [2], "kernel": 3, "hidden": [], "padding": 0
 @pytest.mark.parametrize("arrays, message", [
     (conv_arrays(CONV, W1=np.zeros((9, 5), np.float32)), r"W1 has shape \(9, 5\), but the architecture needs \(9, 2\)"),
     ({**conv_arrays(CONV), "architecture": np.array(json.dumps({**CONV, "kind": "rnn"}))},
-     r"cannot be built: kind must be one of \['conv', 'mlp'\], got 'rnn'"),
+     r"cannot be built: kind must be one of \['conv', 'mlp', 'sequential'\], got 'rnn'"),
     ({**conv_arrays(CONV), "architecture": np.array(json.dumps({**CONV, "kernel": 40}))},
-     r"cannot be built: channels=\(2,\), kernel=40, padding=0: the images shrink below 2x2"),
+     r"cannot be built: layer 1 \(conv\): a 28x28 input with padding 0 is smaller than the 40x40 kernel"),
     ({**conv_arrays(CONV), "architecture": np.array("{not json")},
      r"not a model file saved by helpers \(JSONDecodeError"),
 ])
@@ -200,3 +200,56 @@ def test_the_best_saved_model_is_the_one_with_the_highest_stored_test_accuracy(t
     assert model_io.saved_test_accuracy(tmp_path / "broken.npz") is None
     with pytest.raises(model_io.ModelFileError, match="no saved model in .*missing.npz"):
         model_io.best_saved([paths[3]])
+
+
+def test_models_with_batch_norm_and_stacks_of_layers_round_trip_with_their_running_statistics(tmp_path):
+    from helpers import training
+    from helpers.convnet import ConvNet
+    from helpers.sequential import Sequential
+
+    X = np.random.default_rng(0).random((64, 784), np.float32)
+    y = np.arange(64) % 10
+    specs = [{"type": "dense", "units": 16}, {"type": "batchnorm"}, {"type": "relu"}, {"type": "dropout", "p": 0.2},
+             {"type": "dense", "units": 10}]
+    for net in (ConvNet(channels=(2,), kernel=3, hidden=(8,), batchnorm=True, dropout=0.5, pool="avg", seed=1),
+                Sequential(specs, (784,), seed=2)):
+        training.fit(net, X, y, epochs=1, batch_size=16, progress=False)
+        loaded = model_io.load_model(model_io.save_model(net, tmp_path / "m.npz"), inputs=784, outputs=10)
+        assert type(loaded) is type(net) and loaded.architecture == net.architecture
+        assert all(np.array_equal(p, q) for p, q in zip(loaded.params, net.params))
+        assert loaded.buffers.keys() == net.buffers.keys() and all(
+            np.array_equal(loaded.buffers[k], v) for k, v in net.buffers.items())
+        np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+
+
+def test_a_convnet_file_saved_before_batch_norm_existed_loads_as_it_was(tmp_path):
+    """Files of the first ConvNet: an architecture without batchnorm, dropout or pool, arrays W1, b1, ..."""
+    from helpers.convnet import ConvNet
+
+    net = ConvNet(channels=(2,), kernel=3, hidden=(), seed=5)
+    weights = {f"{'Wb'[i % 2]}{i // 2 + 1}": p for i, p in enumerate(net.params)}
+    write_npz(tmp_path / "old.npz", conv_arrays(CONV) | weights)
+    old = model_io.load_model(tmp_path / "old.npz", inputs=784, outputs=10)
+    assert old.architecture == CONV and old.layers[-1].W.shape == (338, 10)
+    x = np.random.default_rng(0).random((3, 784), np.float32)
+    np.testing.assert_array_equal(old.predict_proba(x), net.predict_proba(x))
+
+
+BN = {"kind": "conv", "channels": [2], "kernel": 3, "hidden": [], "padding": 0, "batchnorm": True}
+
+
+@pytest.mark.parametrize("drop, change, message", [
+    ("mean2", {}, r"mean2 has shape None, but the architecture needs \(2,\)"),
+    (None, {"var2": np.ones(3, np.float32)}, r"var2 has shape \(3,\), but the architecture needs \(2,\)"),
+    (None, {"var2": np.full(2, np.nan, np.float32)}, "var2 holds NaN or infinite values"),
+    (None, {"gamma2": np.ones((2, 1), np.float32)}, r"gamma2 has shape \(2, 1\), but the architecture needs \(2,\)"),
+])
+def test_a_batch_norm_file_with_missing_or_bad_statistics_is_refused(tmp_path, drop, change, message):
+    from helpers import models
+
+    net = models.build(BN)
+    arrays = conv_arrays(BN) | dict(zip(net.param_names, net.params)) | net.buffers | change
+    arrays.pop(drop, None)
+    write_npz(tmp_path / "bn.npz", arrays)
+    with pytest.raises(model_io.ModelFileError, match=message):
+        model_io.load_model(tmp_path / "bn.npz")

@@ -39,7 +39,8 @@ def test_weight_decay_shrinks_weights_not_biases():
     model = nn.MLP((4, 3, 2), seed=0)
     W, b = model.params[0].copy(), model.params[1].copy() + 1
     model.params[1][:] = b
-    training.SGD(model.params, weight_decay=0.5).step([np.zeros_like(p) for p in model.params], lr=0.1)
+    sgd = training.SGD(model.params, weight_decay=0.5, decay=model.decay)
+    sgd.step([np.zeros_like(p) for p in model.params], lr=0.1)
     np.testing.assert_allclose(model.params[0], W * 0.95, rtol=1e-6)
     np.testing.assert_array_equal(model.params[1], b)
 
