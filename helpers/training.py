@@ -16,7 +16,11 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
+from .augment import random_affine
 from .data import one_hot, random_shift
+
+# augment: what each epoch does to the training images (shifts: data.py; affine maps: augment.py)
+AUGMENTS = {False: None, True: random_shift, "shift": random_shift, "affine": random_affine}
 
 
 def _decay(params, weight_decay, decay):
@@ -126,7 +130,8 @@ def fit(model, x_train, y_train, x_valid=None, y_valid=None, *, epochs=10, batch
     x_*: (n, 784) float32 features, y_*: (n,) integer labels; the validation set (x_valid,
     y_valid) is only measured, never learned from. fit never sees the test set: that is
     measured once, on the final model. batch_size=None: full batch. optimizer: 'sgd'
-    (momentum if > 0) or 'adam'. augment: random shifts of up to 2 pixels.
+    (momentum if > 0) or 'adam'. augment: True or 'shift', random shifts of up to 2 pixels;
+    'affine', random rotation, zoom, shear and sub-pixel shift (augment.py), new for every epoch.
     History keys: epoch, train_loss, train_acc (running means over the epoch's batches, taken
     while the weights still change), valid_loss, valid_acc (after every valid_every-th epoch and
     the last one, if validation data is given; NaN otherwise), seconds (training time so far,
@@ -149,17 +154,20 @@ def fit(model, x_train, y_train, x_valid=None, y_valid=None, *, epochs=10, batch
     else:
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
     lr_at(schedule, lr, 0, 1)  # reject an unknown schedule before any work
+    if not isinstance(augment, (bool, str)) or augment not in AUGMENTS:
+        raise ValueError(f"augment must be one of {list(AUGMENTS)}, got {augment!r}")
+    distort = AUGMENTS[augment]
     rng = np.random.default_rng(seed)
     Y_train = one_hot(y_train, model.classes, model.dtype)
     steps_per_epoch = math.ceil(n / batch_size)
     total, step, seconds = epochs * steps_per_epoch, 0, 0.0
     history = {k: [] for k in ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "seconds")}
-    shifted = np.empty_like(x_train) if augment else None  # one buffer for every epoch's shifted images
+    shifted = np.empty_like(x_train) if distort else None  # one buffer for every epoch's changed images
     predicted = np.empty(n, np.intp)
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch")
     for epoch in bar:
         t0 = time.perf_counter()
-        X = random_shift(x_train, rng, out=shifted) if augment else x_train
+        X = distort(x_train, rng, out=shifted) if distort else x_train
         perm = rng.permutation(n)
         loss_sum = 0.0
         for i in range(0, n, batch_size):
