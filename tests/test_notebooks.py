@@ -120,8 +120,9 @@ def test_conv_net_runs_clean_and_writes_its_final_model(executed_conv):
     model = model_io.load_model(tmp / "conv.npz")
     assert model.architecture["channels"] == [16, 32]
     assert "same as the loop: True" in printed and "output of the moved digit == the output, moved: True" in printed
-    lhs, rhs = map(float, re.findall(r"<(?:im2col\(x\), G|x, col2im\(G\))> = (-?[\d.]+)", printed))
-    assert abs(lhs - rhs) < 1e-8  # col2im is im2col's transpose
+    sides = list(map(float, re.findall(r"<(?:im2col\(x\), G|x, col2im\(G\))> = (-?[\d.]+)", printed)))
+    assert len(sides) == 4 and all(abs(lhs - rhs) < 1e-8 for lhs, rhs in zip(sides[::2], sides[1::2]))  # stride 1, 2
+    assert "same weights: True | same probabilities: True | same loss: True | same gradients: True" in printed
     assert float(re.search(r"gradients larger than 1e-5: ([\d.e+-]+)", printed).group(1)) < 1e-6
     assert "differences (table, RECIPES['conv']): {'n_train': (10000, None), 'epochs': (2, 8)}" in printed
     images = sum(1 for out in outputs(nb) if "image/png" in out.get("data", {}))
