@@ -213,6 +213,9 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     except MemoryError:
         sys.exit(f"error: out of memory while running `{args.command}`; try a smaller network or file")
+    except OSError as e:  # e.g. a path inside a folder the user cannot enter: Path.is_file() raises there
+        where = paths.shown(e.filename) if e.filename is not None else f"`{args.command}`"
+        sys.exit(f"error: {where}: {e.strerror or e}")
 
 
 if __name__ == "__main__":

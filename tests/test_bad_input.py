@@ -1,0 +1,66 @@
+"""Hostile files and folders at the command line (issue 24): each case builds the bad input, runs
+`python -m helpers` as a user would, and checks the one-line message, the exit status and that
+nothing stored changed."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from test_db import fake_run
+
+from helpers import db, model_io, paths
+from helpers.nn import MLP
+
+
+def run_cli(args, env=None, as_user=False):
+    """python -m helpers args in a fresh process; as_user: as uid 65534 when we are root, since root may
+    enter any folder, which would hide the problem."""
+    prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if as_user and os.geteuid() == 0 else []
+    env = {**os.environ, "PYTHONPATH": str(paths.ROOT), **(env or {})}
+    return subprocess.run(prefix + [sys.executable, "-m", "helpers", *map(str, args)], capture_output=True,
+                          text=True, cwd=paths.ROOT, env=env)
+
+
+def one_line_error(out, *parts):
+    """The process failed with exit status 1 and one line on stderr naming every part, no traceback."""
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    assert all(str(part) in lines[0] for part in parts), (parts, lines[0])
+
+
+@pytest.fixture
+def locked_folder():
+    """A folder under /tmp (pytest's own tmp is private to root) with a database and a model in a
+    subfolder d that nobody but root may enter."""
+    top = Path(tempfile.mkdtemp(dir="/tmp"))
+    top.chmod(0o755)
+    d = top / "d"
+    d.mkdir()
+    db.save_run(d / "database.db", **fake_run())
+    model_io.save_model(MLP((784, 8, 10)), d / "default.npz")
+    (top / "digit.png").write_bytes(b"")  # never read: the model fails first
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    d.chmod(0)
+    try:
+        yield top, d
+    finally:
+        d.chmod(0o755)
+        assert {p.name: p.read_bytes() for p in d.iterdir()} == before  # nothing stored changed
+        shutil.rmtree(top)
+
+
+def test_a_path_in_a_folder_the_user_cannot_enter_is_one_line(locked_folder):
+    top, d = locked_folder
+    no_env = {k: "" for k in ("NN_MODEL_PATH", "NN_CONV_MODEL_PATH")}
+    for args, env, where in [
+        (["report", "--db", d / "database.db"], {}, d / "database.db"),
+        (["migrate", "--db", d / "database.db"], {}, d / "database.db"),
+        (["train", "--quiet", "--db", d / "runs.db"], {}, d / "runs.db"),
+        (["train", "--quiet", "--no-db", "--save", d / "m.npz"], {}, d / "m.npz"),
+        (["predict", top / "digit.png", "--model", d / "default.npz"], {}, d / "default.npz"),
+        (["predict", top / "digit.png"], {"NN_MODELS_DIR": str(d), **no_env}, d / "default.npz"),
+    ]:
+        one_line_error(run_cli(args, env, as_user=True), where, "Permission denied")
