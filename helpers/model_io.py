@@ -71,7 +71,8 @@ def saved_test_accuracy(path):
             return None
         with np.load(path, allow_pickle=False) as f:
             value = float(f["test_accuracy"])
-    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error):
+    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
+            RuntimeError, NotImplementedError):
         return None
     return value if 0 <= value <= 1 else None
 
@@ -163,7 +164,8 @@ def load_model(path, sizes=None, inputs=None, outputs=None,
                                          f"this model cannot predict anything")
     except ModelFileError:
         raise
-    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
+            RuntimeError, NotImplementedError) as e:
         raise ModelFileError(f"{path}: not a model file saved by helpers ({type(e).__name__}: {e})") from None
     except MemoryError:  # reading the weights; building the network is checked in _build_declared
         raise ModelFileError(f"{path}: the network's weights do not fit in memory") from None

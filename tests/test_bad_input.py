@@ -8,6 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_db import fake_run
 
@@ -64,3 +65,50 @@ def test_a_path_in_a_folder_the_user_cannot_enter_is_one_line(locked_folder):
         (["predict", top / "digit.png"], {"NN_MODELS_DIR": str(d), **no_env}, d / "default.npz"),
     ]:
         one_line_error(run_cli(args, env, as_user=True), where, "Permission denied")
+
+
+def unreadable_zip(src, dest, how):
+    """A copy of the .npz src whose entries zipfile cannot read: how="encrypted" sets the encrypted flag,
+    how="method" an unknown compression method (99), in every local and central header."""
+    raw = bytearray(Path(src).read_bytes())
+    for signature, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = raw.find(signature)
+        while at >= 0:
+            if how == "encrypted":
+                raw[at + flag_at] |= 1
+            else:
+                raw[at + flag_at + 2:at + flag_at + 4] = (99).to_bytes(2, "little")
+            at = raw.find(signature, at + 4)
+    Path(dest).write_bytes(bytes(raw))
+    return Path(dest)
+
+
+def digit_png(path):
+    from PIL import Image
+    pixels = np.zeros((28, 28), np.uint8)
+    pixels[4:24, 12:16] = 255  # a 1
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.mark.parametrize("how", ["encrypted", "method"])
+def test_zip_entries_zipfile_cannot_read_name_the_file(tmp_path, mnist, how):
+    good = model_io.save_model(MLP((784, 8, 10)), tmp_path / "good.npz", test_accuracy=0.5)
+    (tmp_path / "models").mkdir()
+    bad_model = unreadable_zip(good, tmp_path / "models" / "default.npz", how)
+    model_io.save_model(MLP((784, 8, 10), seed=1), tmp_path / "models" / "conv.npz", test_accuracy=0.3)
+    (x_train, y_train), (x_test, y_test) = mnist
+    np.savez(tmp_path / "data.npz", x_train=x_train[:20], y_train=y_train[:20], x_test=x_test[:5], y_test=y_test[:5])
+    bad_data = unreadable_zip(tmp_path / "data.npz", tmp_path / "bad_data.npz", how)
+    png = digit_png(tmp_path / "digit.png")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(model_io.ModelFileError, match="default.npz: not a model file .* cannot be read"):
+        model_io.load_model(bad_model)
+    assert model_io.saved_test_accuracy(bad_model) is None
+    one_line_error(run_cli(["predict", png, "--model", bad_model]), bad_model, "cannot be read")
+    one_line_error(run_cli(["train", "--quiet", "--no-db", "--data", bad_data]), bad_data, "cannot be read")
+    out = run_cli(["predict", png], {"NN_MODELS_DIR": str(tmp_path / "models"), "NN_MODEL_PATH": "",
+                                     "NN_CONV_MODEL_PATH": ""})
+    assert out.returncode == 0 and "model: " + str(tmp_path / "models" / "conv.npz") in out.stdout, out.stderr
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
