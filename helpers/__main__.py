@@ -5,6 +5,7 @@ Run `python -m helpers --help` (or `python -m helpers train --help`) for the opt
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -86,13 +87,17 @@ def train(args):
         db.check_writable(args.db)
     print(f"recipe {args.recipe}: {json.dumps(recipe)}")
     dataset = data.load_mnist(args.data)
-    run = pipeline.train_recipe(recipe, dataset, seed=args.seed, name=args.recipe, progress=not args.quiet,
-                                final=args.final)
-    metrics = run["metrics"]
-    if not args.final:
-        print(f"validation accuracy {metrics['valid_accuracy']:.4f} (the last {data.N_VALID:,} training images, "
-              f"not trained on)")
-    pipeline.test_once(run, dataset)
+    try:  # a diverged model (TrainingDiverged) is never saved nor written to the database
+        run = pipeline.train_recipe(recipe, dataset, seed=args.seed, name=args.recipe, progress=not args.quiet,
+                                    final=args.final)
+        metrics = run["metrics"]
+        if not args.final:
+            print(f"validation accuracy {metrics['valid_accuracy']:.4f} (the last {data.N_VALID:,} training "
+                  f"images, not trained on)")
+        pipeline.test_once(run, dataset)
+    except training.TrainingDiverged as e:
+        kept = f"; {paths.shown(args.save)} was left as it was" if args.save and Path(args.save).exists() else ""
+        sys.exit(f"error: {e}. Nothing was saved{kept}, no run was written")
     if args.save:
         saved = model_io.save_model(run["model"], args.save, test_accuracy=metrics["test_accuracy"])
         print(f"model saved to {paths.shown(saved)}")

@@ -112,3 +112,21 @@ def test_zip_entries_zipfile_cannot_read_name_the_file(tmp_path, mnist, how):
     assert out.returncode == 0 and "model: " + str(tmp_path / "models" / "conv.npz") in out.stdout, out.stderr
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
+
+@pytest.mark.parametrize("final", [False, True])
+def test_a_model_with_finite_weights_but_nan_outputs_is_not_saved(tmp_path, mnist, final):
+    """lr 1e30 on one full batch: the weights stay finite but enormous, the probabilities are NaN."""
+    (x_train, y_train), (x_test, y_test) = mnist
+    small = tmp_path / "small.npz"  # 500 training images before the 10,000 validation images, 200 test images
+    np.savez(small, x_train=np.concatenate([x_train[:500], x_train[50000:]]),
+             y_train=np.concatenate([y_train[:500], y_train[50000:]]), x_test=x_test[:200], y_test=y_test[:200])
+    good = model_io.save_model(MLP((784, 16, 10)), tmp_path / "default.npz", test_accuracy=0.9)
+    db.save_run(tmp_path / "runs.db", **fake_run())
+    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+    out = run_cli(["train", "--recipe", "default", "--hidden", "16", "--epochs", "1", "--batch-size", "60000",
+                   "--lr", "1e30", "--quiet", "--data", small, "--save", good, "--db", tmp_path / "runs.db"]
+                  + (["--final"] if final else []))
+    one_line_error(out, "the model diverged", "probabilities on the", "not finite", "Nothing was saved",
+                   f"{good} was left as it was")  # one line: no RuntimeWarning either
+    assert "accuracy" not in out.stdout
+    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
