@@ -7,11 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from . import data, db, model_io, models, paths, pipeline, training
 
-MAX_TRAIN_BYTES = 2 * 2**30  # a network needing more than this is refused before training
+MAX_TRAIN_BYTES = models.MAX_BYTES  # a network needing more than this is refused before training
 
 
 def _positive(minimum):
@@ -44,18 +42,6 @@ def _dropout(text):
     return value
 
 
-def memory_needed(recipe, n_eval=10_000):
-    """Bytes of float32 a training of this recipe needs, roughly: each weight four times (itself,
-    its gradient, momentum, scratch) and three arrays per layer for the largest batch (a ConvNet
-    works through at most 1,000 images at a time, about 30,000 numbers each in its conv layers)."""
-    weights = sum(int(np.prod(shape)) for shape in models.param_shapes(recipe))
-    arch = models.architecture(recipe)
-    if arch["kind"] == "conv":
-        return 4 * (4 * weights + 1000 * 30_000)
-    batch = max(recipe["batch_size"] or 60_000, n_eval)
-    return 4 * (4 * weights + 3 * batch * sum(arch["sizes"]))
-
-
 def train(args):
     recipe = dict(pipeline.RECIPES[args.recipe])
     for key in ("epochs", "batch_size", "lr"):
@@ -74,7 +60,7 @@ def train(args):
                 sys.exit(f"error: --{key}: only a ConvNet recipe (conv, conv-long) has it; "
                          f"the {args.recipe} recipe is an MLP")
             recipe[key] = getattr(args, key)
-    need = memory_needed(recipe)
+    need = models.memory_needed(recipe, max(recipe["batch_size"] or 60_000, models.EVAL_BATCH))[0]
     if need > MAX_TRAIN_BYTES:
         what = f"hidden {list(recipe['hidden'])}" if conv else f"sizes {list(recipe['sizes'])}"
         sys.exit(f"error: {what} with batches of {recipe['batch_size']} would need about "

@@ -6,8 +6,9 @@ and `loss` next to its arrays by name (W1, b1, W2, b2, ..., gamma3, beta3 of a b
 running statistics mean3, var3, which training sets without a gradient), so that it can be
 loaded with no other information; a file with no `architecture`, as saved before ConvNets, is an MLP. No pickles:
 np.load is called with allow_pickle=False, so a model file cannot run code. Every array's
-declared shape is checked against the architecture before anything is decompressed or
-allocated, and weights that are not finite (a diverged training) are never saved or loaded.
+declared shape, and the memory the architecture needs (models.memory_needed), are checked before
+anything is decompressed or allocated, and weights that are not finite (a diverged training) are never
+saved or loaded.
 """
 import json
 import zipfile
@@ -136,6 +137,11 @@ def _build_declared(path, f, shapes):
             if got != tuple(want):
                 raise ModelFileError(f"{path}: {key} has shape {got}, but the architecture needs {tuple(want)}")
         what = str(arch)
+    need, weights, activations, batch = models.memory_needed(arch, training=False)
+    if need > models.MAX_BYTES:  # a small file of zeros can declare gigabytes: refused before any is read
+        raise ModelFileError(f"{path}: the network {what} would need about {need / 2**30:.1f} GiB of memory "
+                             f"({weights / 2**30:.2f} GiB of weights, {activations / 2**30:.1f} GiB for a batch of "
+                             f"{batch:,} images), more than the {models.MAX_BYTES / 2**30:.0f} GiB allowed")
     try:
         return models.build(arch)
     except MemoryError:
