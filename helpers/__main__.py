@@ -9,8 +9,6 @@ from pathlib import Path
 
 from . import data, db, model_io, models, paths, pipeline, training
 
-MAX_TRAIN_BYTES = models.MAX_BYTES  # a network needing more than this is refused before training
-
 
 def _positive(minimum):
     def parse(text):
@@ -60,11 +58,14 @@ def train(args):
                 sys.exit(f"error: --{key}: only a ConvNet recipe (conv, conv-long) has it; "
                          f"the {args.recipe} recipe is an MLP")
             recipe[key] = getattr(args, key)
+    if not conv and len(recipe["sizes"]) > models.MAX_SIZES:  # what could be saved but never loaded
+        sys.exit(f"error: --hidden: at most {models.MAX_SIZES - 2} hidden layers (a model file holds at most "
+                 f"{models.MAX_SIZES} sizes), got {len(recipe['sizes']) - 2}")
     need = models.memory_needed(recipe, max(recipe["batch_size"] or 60_000, models.EVAL_BATCH))[0]
-    if need > MAX_TRAIN_BYTES:
+    if need > models.MAX_BYTES:
         what = f"hidden {list(recipe['hidden'])}" if conv else f"sizes {list(recipe['sizes'])}"
         sys.exit(f"error: {what} with batches of {recipe['batch_size']} would need about "
-                 f"{need / 2**30:.1f} GiB of memory, more than the {MAX_TRAIN_BYTES / 2**30:.0f} GiB allowed; "
+                 f"{need / 2**30:.1f} GiB of memory, more than the {models.MAX_BYTES / 2**30:.0f} GiB allowed; "
                  f"choose fewer hidden units (--hidden) or a smaller --batch-size")
     # Output paths are checked now, not after minutes of training.
     if args.save:

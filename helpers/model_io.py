@@ -107,8 +107,9 @@ def _declared_sizes(path, f, shapes):
     if "sizes" not in shapes:
         raise ModelFileError(f"{path}: not a model file saved by helpers (no `sizes` array)")
     sizes = f["sizes"]
-    if sizes.ndim != 1 or not 2 <= len(sizes) <= 100 or not np.issubdtype(sizes.dtype, np.integer) or sizes.min() < 1:
-        raise ModelFileError(f"{path}: `sizes` must be a list of 2 to 100 positive integers, "
+    if sizes.ndim != 1 or not 2 <= len(sizes) <= models.MAX_SIZES or not np.issubdtype(sizes.dtype, np.integer) \
+            or sizes.min() < 1:
+        raise ModelFileError(f"{path}: `sizes` must be a list of 2 to {models.MAX_SIZES} positive integers, "
                              f"got {sizes.dtype} of shape {sizes.shape}")
     saved = tuple(int(s) for s in sizes)
     for i in range(2 * (len(saved) - 1)):

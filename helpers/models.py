@@ -85,7 +85,9 @@ def build(settings, seed=0, dtype=np.float32):
     return cls(**args, seed=seed, dtype=dtype)
 
 
-MAX_BYTES = 2 * 2**30  # the most memory a model may need; one limit, so that what train saves load_model accepts
+# The limits of what train may build and load_model accepts, one set, so that what is saved can be loaded.
+MAX_BYTES = 2 * 2**30  # the most memory a model may need (train's estimate, for training, is the larger)
+MAX_SIZES = 100  # an MLP's sizes: its input, at most 98 hidden layers, its output
 EVAL_BATCH = 10_000  # images measured at once by training.evaluate and predict_proba
 
 

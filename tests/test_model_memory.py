@@ -1,6 +1,7 @@
-"""Model files that are valid but demand too much memory (issue 24, item 1): a few hundred KB of
-zeros, deflated, whose arrays match an architecture of gigabytes. load_model must refuse them from
-the architecture alone, naming the file and the sizes, in bounded memory."""
+"""The limits of a model (issue 24, items 1 and 5): model files that are valid but demand too much
+memory (a few hundred KB of zeros, deflated, whose arrays match an architecture of gigabytes) are
+refused from the architecture alone, naming the file and the sizes, in bounded memory; and what
+`train` may build, `load_model` accepts: one set of limits (models.py), checked before training."""
 import io
 import json
 import subprocess
@@ -10,7 +11,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from helpers import model_io, models, paths
+from helpers import __main__ as cli
+from helpers import model_io, models, paths, pipeline
+from helpers.nn import MLP
 
 # Runs the command line and prints its peak memory (MB) last: ru_maxrss of this process only.
 PEAK = """
@@ -77,3 +80,32 @@ def test_a_small_model_file_demanding_gigabytes_is_refused_in_bounded_memory(tmp
     assert "GiB of weights" in message and "GiB for a batch of" in message and "more than the 2 GiB allowed" in message
     assert int(out.stdout.split()[-1]) < 300  # MB, peak
     assert path.read_bytes() == before
+
+
+def test_train_refuses_before_training_what_load_model_would_refuse(tmp_path, monkeypatch, capsys):
+    old = model_io.save_model(MLP((784, 8, 10)), tmp_path / "deep.npz")
+    before = old.read_bytes()
+    real = pipeline.train_recipe
+    monkeypatch.setattr(pipeline, "train_recipe", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(SystemExit, match=r"^error: --hidden: at most 98 hidden layers \(a model file holds at most "
+                                         r"100 sizes\), got 120$"):
+        cli.main(["train", "--recipe", "baseline", "--epochs", "1", "--no-db", "--quiet", "--hidden", *["2"] * 120,
+                  "--save", str(old)])
+    assert old.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["deep.npz"]
+    monkeypatch.setattr(pipeline, "train_recipe", real)
+    cli.main(["train", "--recipe", "baseline", "--epochs", "1", "--no-db", "--quiet", "--hidden", *["2"] * 98,
+              "--save", str(old)])  # the deepest allowed is saved, and loads
+    assert model_io.load_model(old, inputs=784, outputs=10).sizes == (784, *[2] * 98, 10)
+    assert f"model saved to {old}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arch", [pipeline.RECIPES[name] for name in sorted(pipeline.RECIPES)] + [
+    {"kind": "conv", "channels": [512, 8], "kernel": 3, "hidden": [64], "padding": 1, "batchnorm": True},
+    {"kind": "mlp", "sizes": [784, 9000, 10]},
+])
+def test_what_train_accepts_load_model_accepts(arch):
+    """train's estimate (for training, with its batch) is never below load_model's (for measuring
+    10,000 images), so a model under the one limit when trained is under it when loaded."""
+    loading = models.memory_needed(arch, training=False)[0]
+    for batch in (1, 128, 60_000):
+        assert models.memory_needed(arch, max(batch, models.EVAL_BATCH))[0] >= loading
