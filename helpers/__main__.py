@@ -125,11 +125,13 @@ def report(args):
 def predict(args):
     from . import images  # Pillow is only needed here
 
-    model_path = args.model
-    if model_path is None:  # the best of the saved models, by the test accuracy stored with each
-        model_path, which = model_io.choose_best(paths.SAVED_MODELS, paths.shown)
+    if args.model is None:  # the best of the saved models that load, by the test accuracy stored with each
+        model, _, which, skipped = model_io.load_best(paths.SAVED_MODELS, paths.shown, inputs=784, outputs=10)
+        for line in skipped:
+            print(f"model: {line}", file=sys.stderr)
         print("model:", which)
-    model = model_io.load_model(model_path, inputs=784, outputs=10)
+    else:
+        model = model_io.load_model(args.model, inputs=784, outputs=10)
     failed = 0
     for path in args.paths:  # a bad file is reported and the others are still read
         try:

@@ -66,9 +66,11 @@ def save_model(model, path, test_accuracy=None):
 
 
 def saved_test_accuracy(path):
-    """The test accuracy save_model stored in the file at path, or None (none stored, or not readable)."""
+    """The test accuracy save_model stored in the file at path, or None (none stored, not one real float
+    in [0, 1]: a bool, an int, a str or bytes is not an accuracy, or the file is not readable)."""
     try:
-        if files.npz_shapes(path).get("test_accuracy", (None,))[0] != ():  # one number, or none stored
+        shape, dtype = files.npz_shapes(path).get("test_accuracy", (None, None))
+        if shape != () or dtype.kind != "f":  # one float; "0.99" or True would convert, but was never measured
             return None
         with np.load(path, allow_pickle=False) as f:
             value = float(f["test_accuracy"])
@@ -78,28 +80,49 @@ def saved_test_accuracy(path):
     return value if 0 <= value <= 1 else None
 
 
-def best_saved(candidates):
-    """(path, its test accuracy or None): of the candidate files that exist, the one with the highest
-    stored test accuracy; files without one rank below those with one, ties go to the earlier candidate."""
+def ranked_saved(candidates):
+    """[(path, its test accuracy or None)] of the candidate files that exist, best first: the highest
+    stored test accuracy first, files without one after those with one, ties in the candidates' order."""
     existing = [Path(p) for p in candidates if Path(p).is_file()]
     if not existing:
         raise ModelFileError(f"no saved model in {', '.join(str(p) for p in candidates)}. Train one first: run "
                              f"notebooks/Neural_net.ipynb or `python -m helpers train --save`.")
-    scored = [(saved_test_accuracy(p), p) for p in existing]
-    accuracy, path = max(scored, key=lambda item: -1.0 if item[0] is None else item[0])
-    return path, accuracy
+    scored = [(p, saved_test_accuracy(p)) for p in existing]
+    return sorted(scored, key=lambda item: -1.0 if item[1] is None else item[1], reverse=True)  # stable
+
+
+def best_saved(candidates):
+    """(path, its test accuracy or None): the first of ranked_saved(candidates)."""
+    return ranked_saved(candidates)[0]
+
+
+def _which(path, ranked, candidates, shown, skipped=False):
+    """The line saying which file was chosen and why: every saved file's accuracy, in the candidates' order."""
+    order = [Path(p) for p in candidates]
+    saved = ", ".join(f"{shown(p)} ({'none stored' if a is None else f'{a:.2%}'})"
+                      for p, a in sorted(ranked, key=lambda item: order.index(item[0])))
+    return f"{shown(path)}, the highest test accuracy stored in {saved}" + (" of those that load" if skipped else "")
 
 
 def choose_best(candidates, shown=str):
     """(path, a line saying which file and why) for best_saved(candidates); shown prints a path."""
-    path, _ = best_saved(candidates)
+    ranked = ranked_saved(candidates)
+    return ranked[0][0], _which(ranked[0][0], ranked, candidates, shown)
 
-    def stored(p):
-        accuracy = saved_test_accuracy(p)
-        return "none stored" if accuracy is None else f"{accuracy:.2%}"
 
-    saved = ", ".join(f"{shown(p)} ({stored(p)})" for p in candidates if Path(p).is_file())
-    return path, f"{shown(path)}, the highest test accuracy stored in {saved}"
+def load_best(candidates, shown=str, **kwargs):
+    """(model, its path, a line saying which and why, [a line per file skipped, saying why]): the best
+    ranked of the saved candidates that loads (load_model(path, **kwargs)); one that fails to load is
+    skipped for the next, and if none loads, ModelFileError gives every reason."""
+    ranked, skipped = ranked_saved(candidates), []
+    for path, _ in ranked:
+        try:
+            model = load_model(path, **kwargs)
+        except ModelFileError as e:
+            skipped.append(f"skipped {shown(path)}, it cannot be loaded: {e}")
+            continue
+        return model, path, _which(path, ranked, candidates, shown, bool(skipped)), skipped
+    raise ModelFileError("no saved model could be loaded: " + "; ".join(skipped))
 
 
 def _declared_sizes(path, f, shapes):
