@@ -15,9 +15,10 @@ from helpers import __main__ as cli
 from helpers import model_io, models, paths, pipeline
 from helpers.nn import MLP
 
-# Runs the command line and prints its peak memory (MB) last: ru_maxrss of this process only.
+# Runs the command line and prints its peak memory (MB) last: VmHWM, the high-water mark of this
+# program's own memory (ru_maxrss would carry over the parent's across fork and exec).
 PEAK = """
-import resource, sys
+import re, sys
 from helpers import __main__ as cli
 try:
     cli.main(sys.argv[1:])
@@ -26,7 +27,8 @@ except SystemExit as e:
     code = e.code if isinstance(e.code, int) else 1
     if isinstance(e.code, str):
         print(e.code, file=sys.stderr)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+with open("/proc/self/status") as f:
+    print(int(re.search(r"VmHWM:\\s+(\\d+) kB", f.read()).group(1)) // 1024)
 sys.exit(code)
 """
 
