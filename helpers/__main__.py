@@ -74,6 +74,7 @@ def train(args):
         db.check_writable(args.db)
     print(f"recipe {args.recipe}: {json.dumps(recipe)}")
     dataset = data.load_mnist(args.data)
+    pipeline.check_dataset(dataset, paths.shown(args.data or paths.DATA_PATH), final=args.final)
     try:  # a diverged model (TrainingDiverged) is never saved nor written to the database
         run = pipeline.train_recipe(recipe, dataset, seed=args.seed, name=args.recipe, progress=not args.quiet,
                                     final=args.final)

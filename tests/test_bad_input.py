@@ -175,3 +175,42 @@ def test_predict_falls_back_to_the_next_saved_model_and_says_why(tmp_path):
     one_line_error(run_cli(["predict", png], env), "no saved model could be loaded", f"skipped {best}",
                    f"skipped {d / 'conv.npz'}", "b1 holds NaN")
     assert {p: p.read_bytes() for p in d.iterdir()} == before
+
+
+def test_a_bad_data_file_is_found_before_training_and_named(tmp_path, mnist, monkeypatch):
+    from helpers import __main__ as cli
+    from helpers import pipeline
+
+    class Started(Exception):
+        pass
+
+    def started(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(pipeline, "train_recipe", started)
+    (x_train, y_train), (x_test, y_test) = mnist
+    x_train, y_train = (np.concatenate([a[:500], a[50000:]]) for a in (x_train, y_train))
+    x_test, y_test = x_test[:200], y_test[:200]
+    bad_test = y_test.copy()
+    bad_test[7] = 200
+    bad_train = y_train.copy()
+    bad_train[-1] = 10
+    for name, arrays, message in [
+        ("test_labels", dict(y_test=bad_test), r"y_test must lie in \[0, 10\), found 0..200"),
+        ("train_labels", dict(y_train=bad_train), r"y_train must lie in \[0, 10\), found 0..10"),
+        ("big_images", dict(x_train=np.zeros((10500, 32, 32), np.uint8), x_test=np.zeros((200, 32, 32), np.uint8)),
+         "x_train holds 32x32 images; the networks read 28x28"),
+        ("few_images", dict(x_train=x_train[-10000:], y_train=y_train[-10000:]),
+         "10,000 training images; the last 10,000 are the validation set, so training needs more"),
+    ]:
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, **{"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test, **arrays})
+        before = path.read_bytes()
+        for recipe in ("baseline", "conv"):
+            with pytest.raises(SystemExit, match=f"^error: {path}: {message}"):
+                cli.main(["train", "--recipe", recipe, "--quiet", "--data", str(path), "--db", str(tmp_path / "r.db"),
+                          "--save", str(tmp_path / "m.npz")])
+        assert path.read_bytes() == before
+    with pytest.raises(Started):  # with --final the 10,000 are all training images: enough
+        cli.main(["train", "--final", "--quiet", "--no-db", "--data", str(tmp_path / "few_images.npz")])
+    assert not (tmp_path / "r.db").exists() and not (tmp_path / "m.npz").exists()
