@@ -208,6 +208,9 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     except MemoryError:
         sys.exit(f"error: out of memory while running `{args.command}`; try a smaller network or file")
+    except KeyboardInterrupt:  # Ctrl-C: files and runs are written in one step, so nothing is half-written
+        print(f"interrupted: `{args.command}` stopped; nothing was half-written", file=sys.stderr)
+        sys.exit(130)
     except OSError as e:  # e.g. a path inside a folder the user cannot enter: Path.is_file() raises there
         where = paths.shown(e.filename) if e.filename is not None else f"`{args.command}`"
         sys.exit(f"error: {where}: {e.strerror or e}")

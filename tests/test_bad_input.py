@@ -214,3 +214,19 @@ def test_a_bad_data_file_is_found_before_training_and_named(tmp_path, mnist, mon
     with pytest.raises(Started):  # with --final the 10,000 are all training images: enough
         cli.main(["train", "--final", "--quiet", "--no-db", "--data", str(tmp_path / "few_images.npz")])
     assert not (tmp_path / "r.db").exists() and not (tmp_path / "m.npz").exists()
+
+
+def test_ctrl_c_is_one_line_exit_130_and_nothing_half_written(tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(paths.ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "helpers", "train", "--epochs", "50", "--quiet", "--save",
+                             str(tmp_path / "m.npz"), "--db", str(tmp_path / "runs.db")], cwd=paths.ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("recipe default:")  # started: loading the data, then training
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip() == "interrupted: `train` stopped; nothing was half-written", err
+    assert list(tmp_path.iterdir()) == []  # no model, no database, no temporary file
