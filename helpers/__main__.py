@@ -10,7 +10,7 @@ from pathlib import Path
 from . import data, db, model_io, models, paths, pipeline, training
 
 
-def _positive(minimum):
+def _positive(minimum, maximum=None):
     def parse(text):
         try:
             value = int(text)
@@ -18,6 +18,8 @@ def _positive(minimum):
             value = None
         if value is None or value < minimum:
             raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be an integer from {minimum} to {maximum}, got {text!r}")
         return value
     parse.__name__ = f"integer >= {minimum}"
     return parse
@@ -64,7 +66,8 @@ def train(args):
     need = models.memory_needed(recipe, max(recipe["batch_size"] or 60_000, models.EVAL_BATCH))[0]
     if need > models.MAX_BYTES:
         what = f"hidden {list(recipe['hidden'])}" if conv else f"sizes {list(recipe['sizes'])}"
-        sys.exit(f"error: {what} with batches of {recipe['batch_size']} would need about "
+        batches = "full batches" if recipe["batch_size"] is None else f"batches of {recipe['batch_size']}"
+        sys.exit(f"error: {what} with {batches} would need about "
                  f"{need / 2**30:.1f} GiB of memory, more than the {models.MAX_BYTES / 2**30:.0f} GiB allowed; "
                  f"choose fewer hidden units (--hidden) or a smaller --batch-size")
     # Output paths are checked now, not after minutes of training.
@@ -191,7 +194,8 @@ def main(argv=None):
     p.set_defaults(func=predict)
     p = sub.add_parser("report", help="print the accuracy of the latest runs in the database")
     p.add_argument("--db", default=paths.DB_PATH, help=f"SQLite file (default: {db_default})")
-    p.add_argument("--last", type=_positive(1), default=2, help="how many runs (default: 2)")
+    p.add_argument("--last", type=_positive(1, 2**63 - 1), default=2,  # 2**63 - 1: SQLite's largest INTEGER
+                   help="how many runs (default: 2)")
     p.set_defaults(func=report)
     p = sub.add_parser("build-data", help="rebuild data/mnist.npz from the four original IDX files")
     p.add_argument("--source", required=True,
