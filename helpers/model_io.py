@@ -28,6 +28,9 @@ class ModelFileError(ValueError):
         return [f"{type(self).__name__}: {self}"]
 
 
+_META = ("architecture", "sizes", "activation", "loss", "test_accuracy")  # a model file's arrays that are not weights
+
+
 def _key(i):
     return f"{'Wb'[i % 2]}{i // 2 + 1}"  # an MLP's params alternate W1, b1, W2, b2, ...
 
@@ -185,6 +188,9 @@ def load_model(path, sizes=None, inputs=None, outputs=None,
         raise ModelFileError(f"{path}: no saved model here. Train one first: run {made_by}.")
     try:
         shapes = files.npz_shapes(path)
+        odd = [f"{key} ({dtype})" for key, (_, dtype) in shapes.items() if key not in _META and dtype.kind != "f"]
+        if odd:  # complex, bool, int or structured weights would be cast silently on loading
+            raise ModelFileError(f"{path}: a model's arrays are real floats, but {', '.join(odd)} are not")
         with np.load(path, allow_pickle=False) as f:
             model = _build_declared(path, f, shapes)
             for key, array in _arrays(model).items():
