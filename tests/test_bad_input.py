@@ -230,3 +230,18 @@ def test_ctrl_c_is_one_line_exit_130_and_nothing_half_written(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err.strip() == "interrupted: `train` stopped; nothing was half-written", err
     assert list(tmp_path.iterdir()) == []  # no model, no database, no temporary file
+
+
+def test_predict_reads_only_regular_files_and_never_waits_on_a_pipe(tmp_path):
+    model = model_io.save_model(MLP((784, 8, 10)), tmp_path / "m.npz")
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "folder.png").mkdir()
+    png = digit_png(tmp_path / "digit.png")
+    out = subprocess.run([sys.executable, "-m", "helpers", "predict", str(tmp_path / "pipe.png"),
+                          str(tmp_path / "folder.png"), str(png), "--model", str(model)], capture_output=True,
+                         text=True, cwd=paths.ROOT, env={**os.environ, "PYTHONPATH": str(paths.ROOT)}, timeout=60)
+    assert out.returncode == 1 and out.stdout.startswith(f"{png}: "), out.stderr  # the good one is still read
+    assert out.stderr.splitlines() == [
+        f"error: {tmp_path / 'pipe.png'}: not a regular file (a folder, a pipe or a device); give an image file",
+        f"error: {tmp_path / 'folder.png'}: not a regular file (a folder, a pipe or a device); give an image file",
+        "error: 2 of 3 files could not be read"]
