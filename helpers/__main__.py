@@ -63,21 +63,23 @@ def train(args):
     if not conv and len(recipe["sizes"]) > models.MAX_SIZES:  # what could be saved but never loaded
         sys.exit(f"error: --hidden: at most {models.MAX_SIZES - 2} hidden layers (a model file holds at most "
                  f"{models.MAX_SIZES} sizes), got {len(recipe['sizes']) - 2}")
-    need = models.memory_needed(recipe, max(recipe["batch_size"] or 60_000, models.EVAL_BATCH))[0]
+    # Output paths are checked now, not after minutes of training.
+    if args.save:
+        model_io.check_writable(args.save)
+    if not args.no_db:
+        db.check_writable(args.db)
+    dataset = data.load_mnist(args.data)
+    pipeline.check_dataset(dataset, paths.shown(args.data or paths.DATA_PATH), final=args.final)
+    n = len(dataset[0][0]) - (0 if args.final else data.N_VALID)  # the training images: a batch holds at most all
+    n = min(n, recipe.get("n_train") or n)
+    need = models.memory_needed(recipe, max(min(recipe["batch_size"] or n, n), models.EVAL_BATCH))[0]
     if need > models.MAX_BYTES:
         what = f"hidden {list(recipe['hidden'])}" if conv else f"sizes {list(recipe['sizes'])}"
         batches = "full batches" if recipe["batch_size"] is None else f"batches of {recipe['batch_size']}"
         sys.exit(f"error: {what} with {batches} would need about "
                  f"{need / 2**30:.1f} GiB of memory, more than the {models.MAX_BYTES / 2**30:.0f} GiB allowed; "
                  f"choose fewer hidden units (--hidden) or a smaller --batch-size")
-    # Output paths are checked now, not after minutes of training.
-    if args.save:
-        model_io.check_writable(args.save)
-    if not args.no_db:
-        db.check_writable(args.db)
     print(f"recipe {args.recipe}: {json.dumps(recipe)}")
-    dataset = data.load_mnist(args.data)
-    pipeline.check_dataset(dataset, paths.shown(args.data or paths.DATA_PATH), final=args.final)
     try:  # a diverged model (TrainingDiverged) is never saved nor written to the database
         run = pipeline.train_recipe(recipe, dataset, seed=args.seed, name=args.recipe, progress=not args.quiet,
                                     final=args.final)

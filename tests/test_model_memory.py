@@ -111,3 +111,19 @@ def test_what_train_accepts_load_model_accepts(arch):
     loading = models.memory_needed(arch, training=False)[0]
     for batch in (1, 128, 60_000):
         assert models.memory_needed(arch, max(batch, models.EVAL_BATCH))[0] >= loading
+
+
+def test_a_batch_larger_than_the_training_set_counts_as_the_training_set(tmp_path, mnist, capsys):
+    """--batch-size 300000 on 500 training images is one batch of 500: not refused for 2.9 GiB."""
+    (x_train, y_train), (x_test, y_test) = mnist
+    small = tmp_path / "small.npz"
+    np.savez(small, x_train=np.concatenate([x_train[:500], x_train[50000:]]),
+             y_train=np.concatenate([y_train[:500], y_train[50000:]]), x_test=x_test[:200], y_test=y_test[:200])
+    recipe = {**pipeline.RECIPES["default"], "sizes": (784, 16, 10), "batch_size": 300_000}
+    assert models.memory_needed(recipe, 300_000)[0] > models.MAX_BYTES  # what was counted before
+    cli.main(["train", "--hidden", "16", "--batch-size", "300000", "--epochs", "1", "--quiet", "--no-db",
+              "--data", str(small)])
+    assert "test accuracy" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"sizes \[784, 100000, 10\] with batches of 300000 would need about"):
+        cli.main(["train", "--hidden", "100000", "--batch-size", "300000", "--no-db", "--data", str(small)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.npz"]
