@@ -245,3 +245,25 @@ def test_predict_reads_only_regular_files_and_never_waits_on_a_pipe(tmp_path):
         f"error: {tmp_path / 'pipe.png'}: not a regular file (a folder, a pipe or a device); give an image file",
         f"error: {tmp_path / 'folder.png'}: not a regular file (a folder, a pipe or a device); give an image file",
         "error: 2 of 3 files could not be read"]
+
+
+def test_report_during_another_process_exclusive_write_says_it_could_not_read(tmp_path):
+    import sqlite3
+
+    from test_db import dump
+
+    path = tmp_path / "runs.db"
+    db.save_run(path, **fake_run())
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = DELETE").fetchone()  # a rollback-journal database
+    conn.close()
+    before = dump(path)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")  # what a writer holds while it commits, in this journal mode
+    try:
+        one_line_error(run_cli(["report", "--db", path]), path, "could not read the runs (database is locked",
+                       "another process is writing")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert dump(path) == before
