@@ -5,15 +5,12 @@ Run `python -m helpers --help` (or `python -m helpers train --help`) for the opt
 import argparse
 import json
 import sys
-
-import numpy as np
+from pathlib import Path
 
 from . import data, db, model_io, models, paths, pipeline, training
 
-MAX_TRAIN_BYTES = 2 * 2**30  # a network needing more than this is refused before training
 
-
-def _positive(minimum):
+def _positive(minimum, maximum=None):
     def parse(text):
         try:
             value = int(text)
@@ -21,6 +18,8 @@ def _positive(minimum):
             value = None
         if value is None or value < minimum:
             raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be an integer from {minimum} to {maximum}, got {text!r}")
         return value
     parse.__name__ = f"integer >= {minimum}"
     return parse
@@ -43,18 +42,6 @@ def _dropout(text):
     return value
 
 
-def memory_needed(recipe, n_eval=10_000):
-    """Bytes of float32 a training of this recipe needs, roughly: each weight four times (itself,
-    its gradient, momentum, scratch) and three arrays per layer for the largest batch (a ConvNet
-    works through at most 1,000 images at a time, about 30,000 numbers each in its conv layers)."""
-    weights = sum(int(np.prod(shape)) for shape in models.param_shapes(recipe))
-    arch = models.architecture(recipe)
-    if arch["kind"] == "conv":
-        return 4 * (4 * weights + 1000 * 30_000)
-    batch = max(recipe["batch_size"] or 60_000, n_eval)
-    return 4 * (4 * weights + 3 * batch * sum(arch["sizes"]))
-
-
 def train(args):
     recipe = dict(pipeline.RECIPES[args.recipe])
     for key in ("epochs", "batch_size", "lr"):
@@ -73,26 +60,37 @@ def train(args):
                 sys.exit(f"error: --{key}: only a ConvNet recipe (conv, conv-long) has it; "
                          f"the {args.recipe} recipe is an MLP")
             recipe[key] = getattr(args, key)
-    need = memory_needed(recipe)
-    if need > MAX_TRAIN_BYTES:
-        what = f"hidden {list(recipe['hidden'])}" if conv else f"sizes {list(recipe['sizes'])}"
-        sys.exit(f"error: {what} with batches of {recipe['batch_size']} would need about "
-                 f"{need / 2**30:.1f} GiB of memory, more than the {MAX_TRAIN_BYTES / 2**30:.0f} GiB allowed; "
-                 f"choose fewer hidden units (--hidden) or a smaller --batch-size")
+    if not conv and len(recipe["sizes"]) > models.MAX_SIZES:  # what could be saved but never loaded
+        sys.exit(f"error: --hidden: at most {models.MAX_SIZES - 2} hidden layers (a model file holds at most "
+                 f"{models.MAX_SIZES} sizes), got {len(recipe['sizes']) - 2}")
     # Output paths are checked now, not after minutes of training.
     if args.save:
         model_io.check_writable(args.save)
     if not args.no_db:
         db.check_writable(args.db)
-    print(f"recipe {args.recipe}: {json.dumps(recipe)}")
     dataset = data.load_mnist(args.data)
-    run = pipeline.train_recipe(recipe, dataset, seed=args.seed, name=args.recipe, progress=not args.quiet,
-                                final=args.final)
-    metrics = run["metrics"]
-    if not args.final:
-        print(f"validation accuracy {metrics['valid_accuracy']:.4f} (the last {data.N_VALID:,} training images, "
-              f"not trained on)")
-    pipeline.test_once(run, dataset)
+    pipeline.check_dataset(dataset, paths.shown(args.data or paths.DATA_PATH), final=args.final)
+    n = len(dataset[0][0]) - (0 if args.final else data.N_VALID)  # the training images: a batch holds at most all
+    n = min(n, recipe.get("n_train") or n)
+    need = models.memory_needed(recipe, max(min(recipe["batch_size"] or n, n), models.EVAL_BATCH))[0]
+    if need > models.MAX_BYTES:
+        what = f"hidden {list(recipe['hidden'])}" if conv else f"sizes {list(recipe['sizes'])}"
+        batches = "full batches" if recipe["batch_size"] is None else f"batches of {recipe['batch_size']}"
+        sys.exit(f"error: {what} with {batches} would need about "
+                 f"{need / 2**30:.1f} GiB of memory, more than the {models.MAX_BYTES / 2**30:.0f} GiB allowed; "
+                 f"choose fewer hidden units (--hidden) or a smaller --batch-size")
+    print(f"recipe {args.recipe}: {json.dumps(recipe)}")
+    try:  # a diverged model (TrainingDiverged) is never saved nor written to the database
+        run = pipeline.train_recipe(recipe, dataset, seed=args.seed, name=args.recipe, progress=not args.quiet,
+                                    final=args.final)
+        metrics = run["metrics"]
+        if not args.final:
+            print(f"validation accuracy {metrics['valid_accuracy']:.4f} (the last {data.N_VALID:,} training "
+                  f"images, not trained on)")
+        pipeline.test_once(run, dataset)
+    except training.TrainingDiverged as e:
+        kept = f"; {paths.shown(args.save)} was left as it was" if args.save and Path(args.save).exists() else ""
+        sys.exit(f"error: {e}. Nothing was saved{kept}, no run was written")
     if args.save:
         saved = model_io.save_model(run["model"], args.save, test_accuracy=metrics["test_accuracy"])
         print(f"model saved to {paths.shown(saved)}")
@@ -133,11 +131,13 @@ def report(args):
 def predict(args):
     from . import images  # Pillow is only needed here
 
-    model_path = args.model
-    if model_path is None:  # the best of the saved models, by the test accuracy stored with each
-        model_path, which = model_io.choose_best(paths.SAVED_MODELS, paths.shown)
+    if args.model is None:  # the best of the saved models that load, by the test accuracy stored with each
+        model, _, which, skipped = model_io.load_best(paths.SAVED_MODELS, paths.shown, inputs=784, outputs=10)
+        for line in skipped:
+            print(f"model: {line}", file=sys.stderr)
         print("model:", which)
-    model = model_io.load_model(model_path, inputs=784, outputs=10)
+    else:
+        model = model_io.load_model(args.model, inputs=784, outputs=10)
     failed = 0
     for path in args.paths:  # a bad file is reported and the others are still read
         try:
@@ -196,7 +196,8 @@ def main(argv=None):
     p.set_defaults(func=predict)
     p = sub.add_parser("report", help="print the accuracy of the latest runs in the database")
     p.add_argument("--db", default=paths.DB_PATH, help=f"SQLite file (default: {db_default})")
-    p.add_argument("--last", type=_positive(1), default=2, help="how many runs (default: 2)")
+    p.add_argument("--last", type=_positive(1, 2**63 - 1), default=2,  # 2**63 - 1: SQLite's largest INTEGER
+                   help="how many runs (default: 2)")
     p.set_defaults(func=report)
     p = sub.add_parser("build-data", help="rebuild data/mnist.npz from the four original IDX files")
     p.add_argument("--source", required=True,
@@ -213,6 +214,12 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     except MemoryError:
         sys.exit(f"error: out of memory while running `{args.command}`; try a smaller network or file")
+    except KeyboardInterrupt:  # Ctrl-C: files and runs are written in one step, so nothing is half-written
+        print(f"interrupted: `{args.command}` stopped; nothing was half-written", file=sys.stderr)
+        sys.exit(130)
+    except OSError as e:  # e.g. a path inside a folder the user cannot enter: Path.is_file() raises there
+        where = paths.shown(e.filename) if e.filename is not None else f"`{args.command}`"
+        sys.exit(f"error: {where}: {e.strerror or e}")
 
 
 if __name__ == "__main__":

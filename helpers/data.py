@@ -114,7 +114,8 @@ def read_npz(path):
             arrays = {k: f[k] for k in SPLITS}
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as e:
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError, RuntimeError,
+            NotImplementedError) as e:  # the last two: zip entries zipfile cannot read
         if isinstance(e, DataError):
             raise
         raise DataError(f"{path}: not a readable .npz file ({e})") from None

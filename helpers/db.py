@@ -69,6 +69,9 @@ def connect(path, readonly=False, timeout=5.0):
         state = conn.execute("SELECT * FROM pragma_application_id(), pragma_user_version(), "
                              "(SELECT COUNT(*) FROM sqlite_master)").fetchone()
     except sqlite3.Error as e:
+        if "locked" in str(e) and readonly:  # a reader waits only for a writer's exclusive lock
+            raise DatabaseFileError(f"{path}: could not read the runs ({e} for {timeout} s: another process is "
+                                    f"writing); try again when it has finished") from None
         if "locked" in str(e):
             raise DatabaseFileError(f"{path}: could not write the run ({e} for {timeout} s: another process is "
                                     f"writing); existing runs are unchanged") from None

@@ -48,18 +48,22 @@ def check_output_path(path, what="output file"):
 def npz_shapes(path, max_bytes=MAX_ARRAY_BYTES):
     """{name: (shape, dtype)} of the arrays in the .npz at path, from their headers only.
 
-    Raises ValueError for a file that is not an .npz of plain arrays, or an array declaring more
-    than max_bytes. Every array is checked before any of them is decompressed.
+    Raises ValueError for a file that is not an .npz of plain arrays (an entry encrypted or of a
+    compression method zipfile cannot read too), or an array declaring more than max_bytes.
+    Every array is checked before any of them is decompressed.
     """
     shapes = {}
     with zipfile.ZipFile(path) as z:
         for info in z.infolist():
             name = info.filename.removesuffix(".npy")
-            with z.open(info) as f:
-                version = np.lib.format.read_magic(f)
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
-                    else np.lib.format.read_array_header_2_0
-                shape, _, dtype = read_header(f)
+            try:
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                        else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read_header(f)
+            except (RuntimeError, NotImplementedError) as e:  # zipfile's words for encrypted, unknown method
+                raise ValueError(f"zip entry {info.filename} cannot be read ({e})") from None
             if dtype.hasobject:
                 raise ValueError(f"array {name} holds Python objects, not numbers")
             size = int(np.prod(shape, dtype=object)) * dtype.itemsize

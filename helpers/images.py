@@ -27,6 +27,8 @@ def _read_file(path, name):
 
     Big pictures are reduced while decoding (JPEG's draft) or right after (reduce), so memory
     stays near 5 bytes per pixel; 16-bit scans are scaled by their own range, not clipped at 255."""
+    if Path(path).exists() and not Path(path).is_file():  # a FIFO would block forever, a device never end
+        raise ImageError(f"{name}: not a regular file (a folder, a pipe or a device); give an image file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

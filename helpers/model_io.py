@@ -6,8 +6,9 @@ and `loss` next to its arrays by name (W1, b1, W2, b2, ..., gamma3, beta3 of a b
 running statistics mean3, var3, which training sets without a gradient), so that it can be
 loaded with no other information; a file with no `architecture`, as saved before ConvNets, is an MLP. No pickles:
 np.load is called with allow_pickle=False, so a model file cannot run code. Every array's
-declared shape is checked against the architecture before anything is decompressed or
-allocated, and weights that are not finite (a diverged training) are never saved or loaded.
+declared shape, and the memory the architecture needs (models.memory_needed), are checked before
+anything is decompressed or allocated, and weights that are not finite (a diverged training) are never
+saved or loaded.
 """
 import json
 import zipfile
@@ -25,6 +26,9 @@ class ModelFileError(ValueError):
 
     def _render_traceback_(self):  # in a notebook, IPython shows this message instead of a traceback
         return [f"{type(self).__name__}: {self}"]
+
+
+_META = ("architecture", "sizes", "activation", "loss", "test_accuracy")  # a model file's arrays that are not weights
 
 
 def _key(i):
@@ -65,39 +69,63 @@ def save_model(model, path, test_accuracy=None):
 
 
 def saved_test_accuracy(path):
-    """The test accuracy save_model stored in the file at path, or None (none stored, or not readable)."""
+    """The test accuracy save_model stored in the file at path, or None (none stored, not one real float
+    in [0, 1]: a bool, an int, a str or bytes is not an accuracy, or the file is not readable)."""
     try:
-        if files.npz_shapes(path).get("test_accuracy", (None,))[0] != ():  # one number, or none stored
+        shape, dtype = files.npz_shapes(path).get("test_accuracy", (None, None))
+        if shape != () or dtype.kind != "f":  # one float; "0.99" or True would convert, but was never measured
             return None
         with np.load(path, allow_pickle=False) as f:
             value = float(f["test_accuracy"])
-    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error):
+    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
+            RuntimeError, NotImplementedError):
         return None
     return value if 0 <= value <= 1 else None
 
 
-def best_saved(candidates):
-    """(path, its test accuracy or None): of the candidate files that exist, the one with the highest
-    stored test accuracy; files without one rank below those with one, ties go to the earlier candidate."""
+def ranked_saved(candidates):
+    """[(path, its test accuracy or None)] of the candidate files that exist, best first: the highest
+    stored test accuracy first, files without one after those with one, ties in the candidates' order."""
     existing = [Path(p) for p in candidates if Path(p).is_file()]
     if not existing:
         raise ModelFileError(f"no saved model in {', '.join(str(p) for p in candidates)}. Train one first: run "
                              f"notebooks/Neural_net.ipynb or `python -m helpers train --save`.")
-    scored = [(saved_test_accuracy(p), p) for p in existing]
-    accuracy, path = max(scored, key=lambda item: -1.0 if item[0] is None else item[0])
-    return path, accuracy
+    scored = [(p, saved_test_accuracy(p)) for p in existing]
+    return sorted(scored, key=lambda item: -1.0 if item[1] is None else item[1], reverse=True)  # stable
+
+
+def best_saved(candidates):
+    """(path, its test accuracy or None): the first of ranked_saved(candidates)."""
+    return ranked_saved(candidates)[0]
+
+
+def _which(path, ranked, candidates, shown, skipped=False):
+    """The line saying which file was chosen and why: every saved file's accuracy, in the candidates' order."""
+    order = [Path(p) for p in candidates]
+    saved = ", ".join(f"{shown(p)} ({'none stored' if a is None else f'{a:.2%}'})"
+                      for p, a in sorted(ranked, key=lambda item: order.index(item[0])))
+    return f"{shown(path)}, the highest test accuracy stored in {saved}" + (" of those that load" if skipped else "")
 
 
 def choose_best(candidates, shown=str):
     """(path, a line saying which file and why) for best_saved(candidates); shown prints a path."""
-    path, _ = best_saved(candidates)
+    ranked = ranked_saved(candidates)
+    return ranked[0][0], _which(ranked[0][0], ranked, candidates, shown)
 
-    def stored(p):
-        accuracy = saved_test_accuracy(p)
-        return "none stored" if accuracy is None else f"{accuracy:.2%}"
 
-    saved = ", ".join(f"{shown(p)} ({stored(p)})" for p in candidates if Path(p).is_file())
-    return path, f"{shown(path)}, the highest test accuracy stored in {saved}"
+def load_best(candidates, shown=str, **kwargs):
+    """(model, its path, a line saying which and why, [a line per file skipped, saying why]): the best
+    ranked of the saved candidates that loads (load_model(path, **kwargs)); one that fails to load is
+    skipped for the next, and if none loads, ModelFileError gives every reason."""
+    ranked, skipped = ranked_saved(candidates), []
+    for path, _ in ranked:
+        try:
+            model = load_model(path, **kwargs)
+        except ModelFileError as e:
+            skipped.append(f"skipped {shown(path)}, it cannot be loaded: {e}")
+            continue
+        return model, path, _which(path, ranked, candidates, shown, bool(skipped)), skipped
+    raise ModelFileError("no saved model could be loaded: " + "; ".join(skipped))
 
 
 def _declared_sizes(path, f, shapes):
@@ -105,8 +133,9 @@ def _declared_sizes(path, f, shapes):
     if "sizes" not in shapes:
         raise ModelFileError(f"{path}: not a model file saved by helpers (no `sizes` array)")
     sizes = f["sizes"]
-    if sizes.ndim != 1 or not 2 <= len(sizes) <= 100 or not np.issubdtype(sizes.dtype, np.integer) or sizes.min() < 1:
-        raise ModelFileError(f"{path}: `sizes` must be a list of 2 to 100 positive integers, "
+    if sizes.ndim != 1 or not 2 <= len(sizes) <= models.MAX_SIZES or not np.issubdtype(sizes.dtype, np.integer) \
+            or sizes.min() < 1:
+        raise ModelFileError(f"{path}: `sizes` must be a list of 2 to {models.MAX_SIZES} positive integers, "
                              f"got {sizes.dtype} of shape {sizes.shape}")
     saved = tuple(int(s) for s in sizes)
     for i in range(2 * (len(saved) - 1)):
@@ -135,6 +164,11 @@ def _build_declared(path, f, shapes):
             if got != tuple(want):
                 raise ModelFileError(f"{path}: {key} has shape {got}, but the architecture needs {tuple(want)}")
         what = str(arch)
+    need, weights, activations, batch = models.memory_needed(arch, training=False)
+    if need > models.MAX_BYTES:  # a small file of zeros can declare gigabytes: refused before any is read
+        raise ModelFileError(f"{path}: the network {what} would need about {need / 2**30:.1f} GiB of memory "
+                             f"({weights / 2**30:.2f} GiB of weights, {activations / 2**30:.1f} GiB for a batch of "
+                             f"{batch:,} images), more than the {models.MAX_BYTES / 2**30:.0f} GiB allowed")
     try:
         return models.build(arch)
     except MemoryError:
@@ -154,6 +188,9 @@ def load_model(path, sizes=None, inputs=None, outputs=None,
         raise ModelFileError(f"{path}: no saved model here. Train one first: run {made_by}.")
     try:
         shapes = files.npz_shapes(path)
+        odd = [f"{key} ({dtype})" for key, (_, dtype) in shapes.items() if key not in _META and dtype.kind != "f"]
+        if odd:  # complex, bool, int or structured weights would be cast silently on loading
+            raise ModelFileError(f"{path}: a model's arrays are real floats, but {', '.join(odd)} are not")
         with np.load(path, allow_pickle=False) as f:
             model = _build_declared(path, f, shapes)
             for key, array in _arrays(model).items():
@@ -163,7 +200,8 @@ def load_model(path, sizes=None, inputs=None, outputs=None,
                                          f"this model cannot predict anything")
     except ModelFileError:
         raise
-    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
+            RuntimeError, NotImplementedError) as e:
         raise ModelFileError(f"{path}: not a model file saved by helpers ({type(e).__name__}: {e})") from None
     except MemoryError:  # reading the weights; building the network is checked in _build_declared
         raise ModelFileError(f"{path}: the network's weights do not fit in memory") from None

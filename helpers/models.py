@@ -7,8 +7,11 @@ An architecture is a plain dict that a model file (model_io) and a recipe (pipel
     {"kind": "sequential", "input_shape": [1, 28, 28], "layers": [layer specs], "loss": "cross_entropy"}
 (layer specs: see sequential.py). `build` makes the model and `array_shapes` gives the names and
 shapes of its params and buffers without allocating them, so that a file can be checked before
-anything is read. Every model has `architecture`.
+anything is read. Every model has `architecture`. `memory_needed` estimates the memory a model
+needs, from its architecture alone: `train` refuses to build, and `load_model` to load, more than MAX_BYTES.
 """
+import math
+
 import numpy as np
 
 from . import convnet, sequential
@@ -80,3 +83,40 @@ def build(settings, seed=0, dtype=np.float32):
     cls, keys, _ = KINDS[arch["kind"]]
     args = {"specs" if k == "layers" else k: arch[k] for k in keys}  # Sequential(specs, ...): a stack's layer specs
     return cls(**args, seed=seed, dtype=dtype)
+
+
+# The limits of what train may build and load_model accepts, one set, so that what is saved can be loaded.
+MAX_BYTES = 2 * 2**30  # the most memory a model may need (train's estimate, for training, is the larger)
+MAX_SIZES = 100  # an MLP's sizes: its input, at most 98 hidden layers, its output
+EVAL_BATCH = 10_000  # images measured at once by training.evaluate and predict_proba
+
+
+def _numbers_per_image(arch):
+    """Numbers one image's forward pass makes: its input, every layer's output and each conv layer's
+    im2col patches (every k x k window of its input as a row, the largest array of a ConvNet)."""
+    if arch["kind"] == "mlp":
+        return sum(int(s) for s in arch["sizes"])
+    shape = (1, convnet.SIDE, convnet.SIDE) if arch["kind"] == "conv" else tuple(arch["input_shape"])
+    total = math.prod(shape)
+    for spec, out, *_ in _plan(arch):
+        if spec["type"] == "conv":
+            total += math.prod(out[1:]) * spec["kernel"] ** 2 * shape[0]
+        total += math.prod(out)
+        shape = out
+    return total
+
+
+def memory_needed(settings, batch=EVAL_BATCH, training=True):
+    """(bytes in all, bytes of weights, bytes of activations, images at once) of float32, roughly, that
+    the model settings describe needs, allocating nothing. training: each weight four times (itself,
+    its gradient, momentum, scratch) and three arrays per layer for the batch (output, what backward
+    keeps, gradient); else each weight once and two arrays per layer. A model with a max_batch (a
+    ConvNet: 1,000 images) works through a larger batch in pieces of that many."""
+    arch = architecture(settings)
+    params, buffers = array_shapes(arch)
+    weights = sum(math.prod(int(n) for n in shape) for shape in (*params.values(), *buffers.values()))
+    piece = KINDS[arch["kind"]][0].max_batch
+    batch = batch if piece is None else min(batch, piece)
+    weight_bytes = 4 * (4 if training else 1) * weights
+    activation_bytes = 4 * (3 if training else 2) * batch * _numbers_per_image(arch)
+    return weight_bytes + activation_bytes, weight_bytes, activation_bytes, batch

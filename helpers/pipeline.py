@@ -2,7 +2,8 @@
 
 `train_recipe` trains one on the first 50,000 training images and measures it on the
 last 10,000 (the validation set), or with final=True on all 60,000; it never reads the
-test images. `test_once` measures a final model on the test set, `save_run` records a
+test images; `check_dataset` checks a whole dataset (train, validation and test parts) before any
+of that starts. `test_once` measures a final model on the test set, `save_run` records a
 run in SQLite; `experiments.py` trains recipes with several seeds and sets them side by
 side. The notebook, the command line (`python -m helpers train`) and the
 benchmark all call these, so they share one code path. A recipe is a plain dict: the
@@ -66,6 +67,23 @@ def prepare(dataset, n_train=None, final=False):
         (x_train, y_train), (x_valid, y_valid) = data.split_validation(x_train, y_train)
         x_valid = data.flatten(x_valid)
     return data.flatten(x_train[:n_train]), y_train[:n_train], x_valid, y_valid
+
+
+def check_dataset(dataset, source, final=False, classes=10, side=28):
+    """Raise data.DataError, naming source, unless a load_mnist dataset can be trained on and tested
+    as train_recipe and test_once do: every part is checked before training, so that a bad test label
+    is not found minutes later. Images side x side, labels in [0, classes), and without final more
+    than data.N_VALID training images (the last N_VALID are the validation set)."""
+    for (x, y), part in zip(dataset, ("train", "test")):
+        if x.shape[1:] != (side, side):
+            raise data.DataError(f"{source}: x_{part} holds {x.shape[1]}x{x.shape[2]} images; the networks "
+                                 f"read {side}x{side}")
+        if len(y) and y.max() >= classes:  # uint8 (load_mnist checks), so never below 0
+            raise data.DataError(f"{source}: y_{part} must lie in [0, {classes}), found {y.min()}..{y.max()}")
+    n = len(dataset[0][0])
+    if not final and n <= data.N_VALID:
+        raise data.DataError(f"{source}: {n:,} training images; the last {data.N_VALID:,} are the validation set, "
+                             f"so training needs more (or --final, which trains on all of them)")
 
 
 def train_recipe(recipe, dataset, *, seed=0, name=None, progress=True, final=False, curves=True):

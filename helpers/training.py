@@ -87,12 +87,19 @@ def lr_at(schedule, lr, step, total):
 
 
 def evaluate(model, X, y, batch_size=10_000):
-    """(mean loss, accuracy) of model on features X (n, d) and integer labels y (n,), in eval mode."""
+    """(mean loss, accuracy) of model on features X (n, d) and integer labels y (n,), in eval mode.
+    Raises TrainingDiverged if the outputs or the loss are not finite: finite but enormous weights
+    can give NaN probabilities, and such a model has diverged however its weights look."""
     loss, correct = 0.0, 0
     for i in range(0, len(X), batch_size):
         xb, yb = X[i:i + batch_size], y[i:i + batch_size]
-        out = model.forward(xb, train=False)
-        loss += float(model.loss_and_delta(out, one_hot(yb, out.shape[1], out.dtype))[0]) * len(xb)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported below, in words
+            out = model.forward(xb, train=False)
+            batch_loss = float(model.loss_and_delta(out, one_hot(yb, out.shape[1], out.dtype))[0])
+        if not (math.isfinite(batch_loss) and np.isfinite(out).all()):
+            raise TrainingDiverged(f"the model diverged: its loss or probabilities on the {len(X):,} images it "
+                                   f"was measured on are not finite (loss {batch_loss}); try a smaller learning rate")
+        loss += batch_loss * len(xb)
         correct += int((out.argmax(axis=1) == yb).sum())
     return loss / len(X), correct / len(X)
 
@@ -170,18 +177,19 @@ def fit(model, x_train, y_train, x_valid=None, y_valid=None, *, epochs=10, batch
         X = distort(x_train, rng, out=shifted) if distort else x_train
         perm = rng.permutation(n)
         loss_sum = 0.0
-        for i in range(0, n, batch_size):
-            # Each batch is gathered by index: the same speed as one shuffled copy of the whole
-            # set per epoch, within the noise (BENCHMARKS.md), without a 188 MB copy per epoch.
-            idx = perm[i:i + batch_size]
-            loss, grads, out = model.loss_grads_and_output(X[idx], Y_train[idx])  # training mode
-            if not math.isfinite(loss):
-                raise TrainingDiverged(f"the loss became {loss} at epoch {epoch}, batch {i // batch_size + 1}: "
-                                       f"try a smaller learning rate than {lr}")
-            opt.step(grads, lr_at(schedule, lr, step, total))
-            step += 1
-            loss_sum += loss * len(out)
-            np.argmax(out, axis=1, out=predicted[i:i + batch_size])  # compared with the labels once per epoch
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a non-finite loss raises below
+            for i in range(0, n, batch_size):
+                # Each batch is gathered by index: the same speed as one shuffled copy of the whole
+                # set per epoch, within the noise (BENCHMARKS.md), without a 188 MB copy per epoch.
+                idx = perm[i:i + batch_size]
+                loss, grads, out = model.loss_grads_and_output(X[idx], Y_train[idx])  # training mode
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(f"the loss became {loss} at epoch {epoch}, batch {i // batch_size + 1}: "
+                                           f"try a smaller learning rate than {lr}")
+                opt.step(grads, lr_at(schedule, lr, step, total))
+                step += 1
+                loss_sum += loss * len(out)
+                np.argmax(out, axis=1, out=predicted[i:i + batch_size])  # compared with the labels once per epoch
         correct = int((predicted == y_train[perm]).sum())
         seconds += time.perf_counter() - t0
         measure = x_valid is not None and (epoch % valid_every == 0 or epoch == epochs)
