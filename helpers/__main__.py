@@ -1,4 +1,4 @@
-"""The notebook's pipeline as a command: `python -m helpers train|predict|report|build-data|migrate`.
+"""The notebook's pipeline as a command: `python -m helpers train|predict|report|search|build-data|migrate`.
 
 Run `python -m helpers --help` (or `python -m helpers train --help`) for the options.
 """
@@ -152,6 +152,22 @@ def predict(args):
         sys.exit(f"error: {failed} of {len(args.paths)} files could not be read")
 
 
+def search(args):
+    from . import search  # pandas-free, but only this command needs it
+
+    unknown = sorted(set(args.only or ()) - set(search.LADDERS))
+    if unknown:
+        sys.exit(f"error: --only: no ladder {unknown}; the ladders are {sorted(search.LADDERS)}")
+    dataset = data.load_mnist(args.data)
+    pipeline.check_dataset(dataset, paths.shown(args.data or paths.DATA_PATH))
+    ladders = {k: v for k, v in search.LADDERS.items() if not args.only or k in args.only}
+    command = "python -m helpers " + " ".join(args.argv)
+    search.search(dataset, ladders=ladders, seeds=tuple(dict.fromkeys(args.seeds)), db_path=args.db,
+                  results_path=args.results, dataset_name="mnist" if args.data is None else str(args.data),
+                  processes=args.processes, command=command, progress=not args.quiet)
+    print(f"results written to {paths.shown(args.results)}, runs in {paths.shown(args.db)}")
+
+
 def build_data(args):
     print(f"wrote {paths.shown(data.build_npz(args.source, args.dest))}")
 
@@ -199,6 +215,18 @@ def main(argv=None):
     p.add_argument("--last", type=_positive(1, 2**63 - 1), default=2,  # 2**63 - 1: SQLite's largest INTEGER
                    help="how many runs (default: 2)")
     p.set_defaults(func=report)
+    p = sub.add_parser("search", help="train the candidate recipes of search.py with paired seeds (hours; "
+                       "resumable: runs already in its database are not trained again)")
+    p.add_argument("--only", nargs="+", metavar="LADDER", help="only these ladders (default: all)")
+    p.add_argument("--seeds", type=_positive(0), nargs="+", default=[0, 1], help="seeds (default: 0 1)")
+    p.add_argument("--processes", type=_positive(1, 8), default=2, help="runs side by side (default: 2)")
+    p.add_argument("--data", help="an .npz or a folder of IDX files (default: data/mnist.npz)")
+    p.add_argument("--db", default=paths.SEARCH_DB_PATH,
+                   help=f"SQLite file of the search's runs (default: {paths.shown(paths.SEARCH_DB_PATH)})")
+    p.add_argument("--results", default=paths.SEARCH_RESULTS,
+                   help=f"results file (default: {paths.shown(paths.SEARCH_RESULTS)})")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=search)
     p = sub.add_parser("build-data", help="rebuild data/mnist.npz from the four original IDX files")
     p.add_argument("--source", required=True,
                    help="folder of the four MNIST IDX files (from Yann LeCun's MNIST page or a mirror)")
@@ -208,6 +236,7 @@ def main(argv=None):
     p.add_argument("--db", default=paths.DB_PATH, help=f"SQLite file (default: {db_default})")
     p.set_defaults(func=migrate)
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args.func(args)
     except (ValueError, RuntimeError, ArithmeticError) as e:  # our errors already name the file or argument

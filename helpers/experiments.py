@@ -67,22 +67,36 @@ def _close(pool):
     pool.join()
 
 
-def _train_all(jobs, bar, postfix, processes):
-    """The runs of jobs (recipe, training images, seed, name, curves), in order."""
+def each_run(jobs, processes, ordered=True):
+    """The runs of jobs (recipe, training images, seed, name, curves), each as soon as it ends, in
+    the order of jobs (or, unless ordered, in the order they end). An error or an interrupt stops
+    the other runs rather than letting them finish unseen."""
     from threadpoolctl import threadpool_limits
 
     processes = min(len(jobs), processes)
-    runs = []
+    if not jobs:
+        return
     try:
         with threadpool_limits(1):  # here too, so that processes=1 gives the same weights
-            for run in _pool(processes).imap(_train, jobs) if processes > 1 else map(_train, jobs):
-                runs.append(run)
-                bar.update()
-                bar.set_postfix_str(postfix(runs))
-    except BaseException:  # an error or an interrupt: stop the other runs rather than finish them unseen
+            if processes == 1:
+                yield from map(_train, jobs)
+            else:
+                pool = _pool(processes)
+                yield from (pool.imap if ordered else pool.imap_unordered)(_train, jobs)
+    except BaseException:
         if processes in _pools:
             _pools.pop(processes).terminate()
         raise
+
+
+def _train_all(jobs, bar, postfix, processes):
+    """The runs of jobs (recipe, training images, seed, name, curves), in order."""
+    runs = []
+    try:
+        for run in each_run(jobs, processes):
+            runs.append(run)
+            bar.update()
+            bar.set_postfix_str(postfix(runs))
     finally:
         bar.close()
     return runs

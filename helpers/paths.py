@@ -38,5 +38,8 @@ DB_PATH = from_env("NN_DB_PATH", ROOT / "database.db")
 MODELS_DIR = from_env("NN_MODELS_DIR", ROOT / "models")
 MODEL_PATH = from_env("NN_MODEL_PATH", MODELS_DIR / "default.npz")
 CONV_MODEL_PATH = from_env("NN_CONV_MODEL_PATH", MODELS_DIR / "conv.npz")
+# The search's runs (curves and metrics; committed, so that it resumes on any clone) and its results.
+SEARCH_DB_PATH = from_env("NN_SEARCH_DB_PATH", ROOT / "results" / "search.db")
+SEARCH_RESULTS = from_env("NN_SEARCH_RESULTS", ROOT / "results" / "search.json")
 # Where `predict` and Draw.ipynb look for the best model: the notebooks' two and `make long`'s two.
 SAVED_MODELS = (MODEL_PATH, CONV_MODEL_PATH, MODELS_DIR / "long.npz", MODELS_DIR / "conv-long.npz")

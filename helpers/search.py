@@ -1,0 +1,186 @@
+"""The search: candidate recipes trained at full scale with paired seeds, resumable, in the database.
+
+For: choosing the ConvNet recipes (`conv`, `conv-long`) on validation at the scale they are used
+at, in runs longer than a notebook can afford. `python -m helpers search` trains every candidate
+of LADDERS once per seed on the first 50,000 training images, validates it on the last 10,000
+after every epoch, writes each run to a database of its own (search.db: curves and metrics, no
+predictions) as soon as it ends, and rewrites RESULTS (results/search.json), which
+Conv_net.ipynb reads, saying which command, commit and date produced it. A candidate already in
+the database for the same recipe, seed and data is not trained again, so the search can be
+stopped with Ctrl-C and started again. Leaves out: the test set, which nothing here reads.
+
+A ladder is a list of rows (name, base, changes): the recipe of a row is its base row's with one
+change, so that a row's paired differences (its accuracy minus its base's, seed by seed: the
+same seed gives both the same initial weights and batch order) measure that change alone.
+"""
+import json
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+
+from tqdm.auto import tqdm
+
+from . import db, experiments, paths, pipeline
+
+R = pipeline.RECIPES
+# conv: about 3 minutes of training on 60,000 images here; conv-long: about 30 (measured: see RESULTS)
+LADDERS = {
+    "conv": [
+        ("conv today", None, R["conv"]),
+        ("affine augmentation", "conv today", dict(augment="affine")),
+        ("batch norm", "affine augmentation", dict(batchnorm=True)),
+        ("16 epochs", "affine augmentation", dict(epochs=16)),
+        ("batch norm, 16 epochs", "batch norm", dict(epochs=16)),
+        ("dropout 0.3", "16 epochs", dict(dropout=0.3)),
+        ("dense 256", "16 epochs", dict(hidden=(256,))),
+        ("lr 0.1", "16 epochs", dict(lr=0.1)),
+        ("lr 0.02", "16 epochs", dict(lr=0.02)),
+    ],
+    "conv-long": [
+        ("conv-long today", None, R["conv-long"]),
+        ("affine augmentation", "conv-long today", dict(augment="affine")),
+        ("batch norm", "affine augmentation", dict(batchnorm=True)),
+        ("dropout 0.4", "batch norm", dict(dropout=0.4)),
+        ("40 epochs", "dropout 0.4", dict(epochs=40)),
+    ],
+}
+SEEDS = (0, 1)
+
+
+def recipes(ladder):
+    """[(name, base name or None, changes, recipe)] of a ladder, each recipe its base's with the changes."""
+    built, rows = {}, []
+    for name, base, changes in ladder:
+        if name in built or (base is not None and base not in built):
+            raise ValueError(f"ladder row {name!r}: names must be unique and a base must come before its row")
+        built[name] = {**(built[base] if base else {}), **changes}
+        rows.append((name, base, changes, built[name]))
+    return rows
+
+
+def _key(recipe, seed):
+    """What identifies a run of recipe: its settings as JSON (tuples as lists), seed, not final."""
+    return json.dumps({**recipe, "seed": seed, "final": False}, sort_keys=True)
+
+
+def done_runs(db_path, dataset_name):
+    """{key: runs row as a dict} of the runs already in db_path on dataset_name (the latest per key)."""
+    if not os.path.exists(db_path):
+        return {}
+    conn = db.connect(db_path, readonly=True)
+    try:
+        rows = conn.execute("SELECT id, config, valid_accuracy, train_accuracy, train_seconds FROM runs "
+                            "WHERE dataset = ? ORDER BY id", (dataset_name,)).fetchall()
+        found = {}
+        for run_id, config, valid, train, seconds in rows:
+            curve = conn.execute("SELECT epoch, train_loss, train_accuracy, valid_loss, valid_accuracy, seconds "
+                                 "FROM history WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
+            key = json.dumps(json.loads(config), sort_keys=True)
+            found[key] = dict(run_id=run_id, valid_accuracy=valid, train_accuracy=train, train_seconds=seconds,
+                              history={k: [row[i] for row in curve] for i, k in enumerate(
+                                  ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "seconds"))})
+        return found
+    finally:
+        conn.close()
+
+
+def _commit():
+    """The commit of the code that ran, with '+changes' if the working tree had uncommitted changes."""
+    try:
+        git = ["git", "-C", str(paths.ROOT)]
+        head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        return head.stdout.strip() + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def results(ladders, seeds, found, command, commit):
+    """The results file's content: every row of every ladder with its runs found so far."""
+    out = {"command": command, "commit": commit,
+           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+           "seeds": list(seeds), "split": "trained on the first 50,000 training images, validated on the last 10,000",
+           "ladders": {}}
+    for family, ladder in ladders.items():
+        rows = []
+        for name, base, changes, recipe in recipes(ladder):
+            runs = [{"seed": s, **found[_key(recipe, s)]} for s in seeds if _key(recipe, s) in found]
+            rows.append(dict(name=name, base=base, changes=changes, recipe=recipe, runs=runs))
+        out["ladders"][family] = rows
+    return out
+
+
+def write_results(path, content):
+    """Write the results file in one step (a temporary file, then renamed), so it is never half-written."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(content, f, indent=1, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def search(dataset, *, ladders=None, seeds=SEEDS, db_path=None, results_path=None, dataset_name="mnist",
+           processes=2, command="python -m helpers search", progress=True):
+    """Train every run of ladders not yet in db_path, write each as it ends, and the results file after
+    each; return the results. Runs go side by side (experiments.py: one process, one BLAS thread each)."""
+    ladders = LADDERS if ladders is None else ladders
+    db_path = paths.SEARCH_DB_PATH if db_path is None else db_path
+    results_path = paths.SEARCH_RESULTS if results_path is None else results_path
+    found, commit = done_runs(db_path, dataset_name), _commit()  # the code that runs: files may change meanwhile
+    jobs, seen = [], set(found)
+    for family, ladder in ladders.items():
+        for name, _, _, recipe in recipes(ladder):
+            for seed in seeds:
+                if _key(recipe, seed) not in seen:
+                    seen.add(_key(recipe, seed))
+                    jobs.append((recipe, dataset[0], seed, f"{family}: {name}", True))
+    total = sum(len(recipes(ladder)) for ladder in ladders.values()) * len(seeds)
+    write_results(results_path, results(ladders, seeds, found, command, commit))
+    if jobs:
+        db.check_writable(db_path)
+    bar = tqdm(total=total, initial=total - len(jobs), desc="search", disable=not progress, unit="run",
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+    try:
+        for run in experiments.each_run(jobs, processes):
+            run_id = pipeline.save_run(db_path, run, dataset, dataset_name, predictions=False)
+            found = done_runs(db_path, dataset_name)
+            write_results(results_path, results(ladders, seeds, found, command, commit))
+            bar.update()
+            bar.set_postfix_str(f"{run['name']}, seed {run['config']['seed']}: "
+                                f"valid {run['metrics']['valid_accuracy']:.4f} (run {run_id})")
+    finally:
+        bar.close()
+    return results(ladders, seeds, found, command, commit)
+
+
+def table(content, family):
+    """The rows of one ladder of a results file as a DataFrame, percentages: valid mean over the seeds
+    and each seed's; change: the mean over seeds of (row - base), seed by seed, with its min and max;
+    beyond spread: 'yes' if every seed's change has the same sign and the mean change exceeds both
+    rows' seed-to-seed spread (max - min), else 'no' (the seeds cannot tell the two apart);
+    minutes: median training time of a run, one BLAS thread, two runs side by side."""
+    import numpy as np
+    import pandas as pd  # only the notebook needs tables
+
+    rows, by_name = [], {row["name"]: row for row in content["ladders"][family]}
+    for row in content["ladders"][family]:
+        acc = {r["seed"]: 100 * r["valid_accuracy"] for r in row["runs"]}
+        out = {"idea": row["name"], "base": row["base"] or "", "epochs": row["recipe"]["epochs"], "seeds": len(acc),
+               "valid mean": np.mean(list(acc.values())) if acc else np.nan,
+               **{f"seed {s}": acc.get(s, np.nan) for s in content["seeds"]},
+               "change": np.nan, "change min": np.nan, "change max": np.nan, "beyond spread": "",
+               "minutes": np.median([r["train_seconds"] for r in row["runs"]]) / 60 if acc else np.nan}
+        base = {r["seed"]: 100 * r["valid_accuracy"] for r in by_name[row["base"]]["runs"]} if row["base"] else {}
+        diffs = [acc[s] - base[s] for s in acc if s in base]
+        if diffs:
+            spread = max(max(d.values()) - min(d.values()) for d in (acc, base))
+            same_sign = all(d > 0 for d in diffs) or all(d < 0 for d in diffs)
+            out.update({"change": np.mean(diffs), "change min": min(diffs), "change max": max(diffs),
+                        "beyond spread": "yes" if same_sign and abs(np.mean(diffs)) > spread else "no"})
+        rows.append(out)
+    return pd.DataFrame(rows).set_index("idea").round(3)
