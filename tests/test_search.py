@@ -1,0 +1,113 @@
+"""The search command: paired seeds, one change per row, every run in its database, resumable."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import db, experiments, paths, pipeline, search
+
+TINY = dict(pipeline.RECIPES["conv"], channels=(2, 4), hidden=(8,), n_train=200, epochs=1)
+LADDERS = {"tiny": [("base", None, TINY), ("lr 0.1", "base", dict(lr=0.1)), ("2 epochs", "lr 0.1", dict(epochs=2))]}
+
+
+def _run(mnist, tmp_path, **kw):
+    return search.search(mnist, ladders=LADDERS, seeds=(0, 1), db_path=tmp_path / "s.db",
+                         results_path=tmp_path / "r.json", processes=1, progress=False, **kw)
+
+
+def _count(path):
+    conn = db.connect(path, readonly=True)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_each_row_is_its_base_with_one_change():
+    rows = search.recipes(LADDERS["tiny"])
+    assert rows[1][3] == {**TINY, "lr": 0.1} and rows[2][3] == {**TINY, "lr": 0.1, "epochs": 2}
+    with pytest.raises(ValueError, match="a base must come before its row"):
+        search.recipes([("a", "b", {}), ("b", None, TINY)])
+    with pytest.raises(ValueError, match="names must be unique"):
+        search.recipes([("a", None, TINY), ("a", None, TINY)])
+
+
+def test_every_run_is_recorded_and_a_second_search_trains_nothing(mnist, tmp_path, monkeypatch):
+    out = _run(mnist, tmp_path)
+    assert _count(tmp_path / "s.db") == 6
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert written["command"] == "python -m helpers search" and written["date"] and written["commit"]
+    rows = written["ladders"]["tiny"]
+    assert [r["name"] for r in rows] == ["base", "lr 0.1", "2 epochs"]
+    assert [[run["seed"] for run in r["runs"]] for r in rows] == [[0, 1]] * 3
+    assert rows[2]["recipe"]["epochs"] == 2 and len(rows[2]["runs"][0]["history"]["valid_acc"]) == 2
+    assert all(0 <= run["valid_accuracy"] <= 1 for r in rows for run in r["runs"])
+    # the run's figure is the one in the database
+    conn = db.connect(tmp_path / "s.db", readonly=True)
+    stored = dict(conn.execute("SELECT id, valid_accuracy FROM runs").fetchall())
+    conn.close()
+    assert all(stored[run["run_id"]] == run["valid_accuracy"] for r in rows for run in r["runs"])
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a run already in the database was trained again")
+    monkeypatch.setattr(experiments, "_train", no_training)
+    again = _run(mnist, tmp_path)
+    assert _count(tmp_path / "s.db") == 6
+    assert again["ladders"] == out["ladders"]
+
+
+def test_a_new_seed_or_a_changed_recipe_trains_only_what_is_new(mnist, tmp_path):
+    _run(mnist, tmp_path)
+    search.search(mnist, ladders=LADDERS, seeds=(0, 1, 2), db_path=tmp_path / "s.db",
+                  results_path=tmp_path / "r.json", processes=1, progress=False)
+    assert _count(tmp_path / "s.db") == 9
+    changed = {"tiny": LADDERS["tiny"][:2] + [("3 epochs", "lr 0.1", dict(epochs=3))]}
+    search.search(mnist, ladders=changed, seeds=(0,), db_path=tmp_path / "s.db", results_path=tmp_path / "r.json",
+                  processes=1, progress=False)
+    assert _count(tmp_path / "s.db") == 10
+
+
+def test_an_interrupted_search_keeps_its_finished_runs_and_resumes(mnist, tmp_path, monkeypatch):
+    real, calls = experiments._train, []
+
+    def interrupted_second(job):
+        calls.append(job)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(job)
+    monkeypatch.setattr(experiments, "_train", interrupted_second)
+    with pytest.raises(KeyboardInterrupt):
+        _run(mnist, tmp_path)
+    assert _count(tmp_path / "s.db") == 1
+    written = json.loads((tmp_path / "r.json").read_text())  # whole JSON, with the one finished run
+    assert sum(len(r["runs"]) for r in written["ladders"]["tiny"]) == 1
+    monkeypatch.setattr(experiments, "_train", real)
+    _run(mnist, tmp_path)
+    assert _count(tmp_path / "s.db") == 6
+
+
+def test_the_table_pairs_the_seeds_and_says_when_a_change_is_within_the_spread():
+    def row(name, base, accs):
+        return dict(name=name, base=base, changes={}, recipe={"epochs": 1},
+                    runs=[dict(seed=s, valid_accuracy=a, train_seconds=60.0) for s, a in enumerate(accs)])
+    content = {"seeds": [0, 1], "ladders": {"f": [row("a", None, [0.990, 0.992]), row("b", "a", [0.993, 0.995]),
+                                                  row("c", "b", [0.996, 0.994]), row("d", "a", [0.9905, 0.9915])]}}
+    t = search.table(content, "f")
+    assert t.loc["b", "change"] == pytest.approx(0.3) and t.loc["b", "beyond spread"] == "yes"
+    assert t.loc["c", "change min"] == pytest.approx(-0.1) and t.loc["c", "beyond spread"] == "no"  # signs differ
+    assert t.loc["d", "beyond spread"] == "no"  # +0.05 and -0.05: no result
+    assert np.isnan(t.loc["a", "change"]) and t.loc["a", "minutes"] == 1.0
+
+
+def test_the_command_refuses_an_unknown_ladder_before_training():
+    out = subprocess.run([sys.executable, "-m", "helpers", "search", "--only", "nope"], capture_output=True,
+                         text=True, cwd=paths.ROOT)
+    assert out.returncode == 1 and "error: --only: no ladder ['nope']" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_shipped_ladders_are_one_change_per_row():
+    for family, ladder in search.LADDERS.items():
+        for name, base, changes in ladder[1:]:
+            assert base is not None and len(changes) == 1, (family, name)
