@@ -158,6 +158,22 @@ def search(dataset, *, ladders=None, seeds=SEEDS, db_path=None, results_path=Non
     return results(ladders, seeds, found, command, commit)
 
 
+def load(path=None):
+    """The content of a results file (default: RESULTS), or ValueError naming the file and what is wrong."""
+    path = paths.SEARCH_RESULTS if path is None else path
+    try:
+        with open(path) as f:
+            content = json.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"{paths.shown(path)}: no results yet; `python -m helpers search` writes them") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{paths.shown(path)}: not a results file of the search ({e})") from None
+    if not isinstance(content, dict) or not {"command", "commit", "date", "seeds", "ladders"} <= set(content):
+        raise ValueError(f"{paths.shown(path)}: not a results file of the search (it needs command, commit, "
+                         f"date, seeds and ladders)")
+    return content
+
+
 def table(content, family):
     """The rows of one ladder of a results file as a DataFrame, percentages: valid mean over the seeds
     and each seed's; change: the mean over seeds of (row - base), seed by seed, with its min and max;

@@ -1,5 +1,6 @@
 """The search command: paired seeds, one change per row, every run in its database, resumable."""
 import json
+import re
 import subprocess
 import sys
 
@@ -111,3 +112,19 @@ def test_the_shipped_ladders_are_one_change_per_row():
     for family, ladder in search.LADDERS.items():
         for name, base, changes in ladder[1:]:
             assert base is not None and len(changes) == 1, (family, name)
+
+
+@pytest.mark.parametrize("text, message", [(None, "no results yet; `python -m helpers search` writes them"),
+                                           ("{not json", "not a results file of the search"),
+                                           ('{"command": "x"}', "it needs command, commit, date, seeds and ladders")])
+def test_a_missing_or_broken_results_file_is_named(tmp_path, text, message):
+    path = tmp_path / "r.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        search.load(path)
+
+
+def test_load_reads_what_search_wrote(mnist, tmp_path):
+    out = _run(mnist, tmp_path)
+    assert search.load(tmp_path / "r.json")["ladders"] == json.loads(json.dumps(out["ladders"]))
