@@ -162,6 +162,12 @@ def search(args):
     pipeline.check_dataset(dataset, paths.shown(args.data or paths.DATA_PATH))
     ladders = {k: v for k, v in search.LADDERS.items() if not args.only or k in args.only}
     command = "python -m helpers " + " ".join(args.argv)
+    if args.final:
+        run = search.final(dataset, args.final, seed=args.seeds[0], save=args.save, db_path=args.db,
+                           results_path=args.results, command=command, progress=not args.quiet)
+        print(f"{args.final}: test accuracy {run['metrics']['test_accuracy']:.4f} (final model, test set measured "
+              f"once), {run['metrics']['train_seconds']:.1f} s of training; results in {paths.shown(args.results)}")
+        return
     search.search(dataset, ladders=ladders, seeds=tuple(dict.fromkeys(args.seeds)), db_path=args.db,
                   results_path=args.results, dataset_name="mnist" if args.data is None else str(args.data),
                   processes=args.processes, command=command, progress=not args.quiet)
@@ -225,6 +231,9 @@ def main(argv=None):
                    help=f"SQLite file of the search's runs (default: {paths.shown(paths.SEARCH_DB_PATH)})")
     p.add_argument("--results", default=paths.SEARCH_RESULTS,
                    help=f"results file (default: {paths.shown(paths.SEARCH_RESULTS)})")
+    p.add_argument("--final", choices=sorted(pipeline.RECIPES), help="instead: train this recipe's final model "
+                   "(all 60,000 images, the first --seeds seed), measure it on the test set once, record it")
+    p.add_argument("--save", metavar="PATH", help="with --final: save the model there too")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=search)
     p = sub.add_parser("build-data", help="rebuild data/mnist.npz from the four original IDX files")

@@ -127,11 +127,12 @@ def test_once(run, dataset):
     return accuracy
 
 
-def save_run(db_path, run, dataset, dataset_name="mnist", predictions=True):
+def save_run(db_path, run, dataset, dataset_name="mnist", predictions=True, commit=None):
     """Write a run to the SQLite file db_path with its predictions, and return the run id:
     on the validation images (unless final), on the test images (if test_once measured them)
     and, for a run on a small subset such as the baseline's 1,000, on its training images.
-    predictions=False: the run, its metrics and curves only (the search's runs: 9 MB less each)."""
+    predictions=False: the run, its metrics and curves only (the search's runs: 9 MB less each).
+    commit: the code's commit, recorded with the library versions."""
     (x_train, y_train), (x_test, y_test) = dataset
     model, config = run["model"], run["config"]
     final, n_train = config.get("final", False), config.get("n_train")
@@ -148,4 +149,4 @@ def save_run(db_path, run, dataset, dataset_name="mnist", predictions=True):
     finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return db.save_run(db_path, name=run["name"], config=config, dataset=dataset_name, metrics=run["metrics"],
                        history=run["history"], started_at=run["started_at"], finished_at=finished,
-                       versions=versions(), predictions=predictions)
+                       versions={**versions(), **({"commit": commit} if commit else {})}, predictions=predictions)

@@ -59,9 +59,13 @@ def recipes(ladder):
     return rows
 
 
-def _key(recipe, seed):
-    """What identifies a run of recipe: its settings as JSON (tuples as lists), seed, not final."""
-    return json.dumps({**recipe, "seed": seed, "final": False}, sort_keys=True)
+def _key(recipe, seed, final=False):
+    """What identifies a run of recipe: its settings as JSON (tuples as lists), seed, final or not."""
+    return json.dumps({**recipe, "seed": seed, "final": final}, sort_keys=True)
+
+
+CURVE_COLUMNS = ("epoch", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "seconds")
+CURVE_KEYS = ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "seconds")  # training.fit's names
 
 
 def done_runs(db_path, dataset_name):
@@ -70,16 +74,17 @@ def done_runs(db_path, dataset_name):
         return {}
     conn = db.connect(db_path, readonly=True)
     try:
-        rows = conn.execute("SELECT id, config, valid_accuracy, train_accuracy, train_seconds FROM runs "
-                            "WHERE dataset = ? ORDER BY id", (dataset_name,)).fetchall()
+        rows = conn.execute("SELECT id, config, valid_accuracy, train_accuracy, test_accuracy, train_seconds, "
+                            "finished_at, versions FROM runs WHERE dataset = ? ORDER BY id", (dataset_name,)).fetchall()
         found = {}
-        for run_id, config, valid, train, seconds in rows:
-            curve = conn.execute("SELECT epoch, train_loss, train_accuracy, valid_loss, valid_accuracy, seconds "
-                                 "FROM history WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
-            key = json.dumps(json.loads(config), sort_keys=True)
-            found[key] = dict(run_id=run_id, valid_accuracy=valid, train_accuracy=train, train_seconds=seconds,
-                              history={k: [row[i] for row in curve] for i, k in enumerate(
-                                  ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "seconds"))})
+        for run_id, config, valid, train, test, seconds, finished, versions in rows:
+            curve = conn.execute(f"SELECT {', '.join(CURVE_COLUMNS)} FROM history WHERE run_id = ? ORDER BY epoch",
+                                 (run_id,)).fetchall()
+            found[json.dumps(json.loads(config), sort_keys=True)] = dict(
+                run_id=run_id, valid_accuracy=valid, train_accuracy=train, train_seconds=seconds,
+                commit=json.loads(versions).get("commit"), finished_at=finished,
+                **({"test_accuracy": test} if test is not None else {}),
+                history={key: [row[i] for row in curve] for i, key in enumerate(CURVE_KEYS)})
         return found
     finally:
         conn.close()
@@ -110,6 +115,29 @@ def results(ladders, seeds, found, command, commit):
             runs = [{"seed": s, **found[_key(recipe, s)]} for s in seeds if _key(recipe, s) in found]
             rows.append(dict(name=name, base=base, changes=changes, recipe=recipe, runs=runs))
         out["ladders"][family] = rows
+    out["finals"] = finals(out, found)
+    return out
+
+
+def finals(content, found):
+    """{"name, seed s": the final run} of every final model in found of a recipe in pipeline.RECIPES, with
+    the validation accuracy of its recipe where a ladder row of content holds that recipe (its seeds' mean)."""
+    out = {}
+    for key, run in found.items():
+        config = json.loads(key)
+        recipe = {k: v for k, v in config.items() if k not in ("seed", "final")}
+        names = [name for name, r in pipeline.RECIPES.items() if json.loads(json.dumps(r)) == recipe]
+        if not (config["final"] and names):
+            continue
+        rows = [(family, row) for family, ladder in content["ladders"].items() for row in ladder
+                if json.loads(json.dumps(row["recipe"])) == recipe and row["runs"]]
+        chosen = {}
+        if rows:
+            family, row = rows[0]
+            chosen = {"valid_accuracy": sum(r["valid_accuracy"] for r in row["runs"]) / len(row["runs"]),
+                      "valid_source": f"the {family} ladder's row {row['name']!r}, the mean of seeds "
+                                      f"{', '.join(str(r['seed']) for r in row['runs'])}"}
+        out[f"{names[0]}, seed {config['seed']}"] = {"recipe": names[0], "seed": config["seed"], **run, **chosen}
     return out
 
 
@@ -147,7 +175,7 @@ def search(dataset, *, ladders=None, seeds=SEEDS, db_path=None, results_path=Non
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
     try:
         for run in experiments.each_run(jobs, processes):
-            run_id = pipeline.save_run(db_path, run, dataset, dataset_name, predictions=False)
+            run_id = pipeline.save_run(db_path, run, dataset, dataset_name, predictions=False, commit=commit)
             found = done_runs(db_path, dataset_name)
             write_results(results_path, results(ladders, seeds, found, command, commit))
             bar.update()
@@ -156,6 +184,29 @@ def search(dataset, *, ladders=None, seeds=SEEDS, db_path=None, results_path=Non
     finally:
         bar.close()
     return results(ladders, seeds, found, command, commit)
+
+
+def final(dataset, name, *, seed=0, save=None, ladders=None, seeds=SEEDS, db_path=None, results_path=None,
+          dataset_name="mnist", command=None, progress=True):
+    """Train the named recipe's final model (all 60,000 training images, with every BLAS thread), measure
+    it on the test set once, write the run to db_path and rewrite the results file; return the run.
+    save: also save the model there (model_io)."""
+    from . import model_io
+
+    db_path = paths.SEARCH_DB_PATH if db_path is None else db_path
+    results_path = paths.SEARCH_RESULTS if results_path is None else results_path
+    if save:
+        model_io.check_writable(save)
+    db.check_writable(db_path)
+    commit = _commit()
+    run = pipeline.train_recipe(name, dataset, seed=seed, name=f"final: {name}", progress=progress, final=True)
+    pipeline.test_once(run, dataset)
+    if save:
+        model_io.save_model(run["model"], save, test_accuracy=run["metrics"]["test_accuracy"])
+    pipeline.save_run(db_path, run, dataset, dataset_name, predictions=False, commit=commit)
+    write_results(results_path, results(LADDERS if ladders is None else ladders, seeds,
+                                        done_runs(db_path, dataset_name), command or f"final {name}", commit))
+    return run
 
 
 def load(path=None):

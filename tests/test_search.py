@@ -128,3 +128,18 @@ def test_a_missing_or_broken_results_file_is_named(tmp_path, text, message):
 def test_load_reads_what_search_wrote(mnist, tmp_path):
     out = _run(mnist, tmp_path)
     assert search.load(tmp_path / "r.json")["ladders"] == json.loads(json.dumps(out["ladders"]))
+
+
+def test_a_final_model_is_tested_once_recorded_and_carries_its_recipes_validation(mnist, tmp_path, monkeypatch):
+    monkeypatch.setitem(pipeline.RECIPES, "tiny-final", {**TINY, "lr": 0.1})  # the ladder's row "lr 0.1"
+    _run(mnist, tmp_path)
+    run = search.final(mnist, "tiny-final", save=tmp_path / "m.npz", ladders=LADDERS, db_path=tmp_path / "s.db",
+                       results_path=tmp_path / "r.json", progress=False)
+    assert run["metrics"]["n_train"] == 200 and run["config"]["final"]  # n_train of all 60,000: the first 200
+    content = search.load(tmp_path / "r.json")
+    entry = content["finals"]["tiny-final, seed 0"]
+    row = content["ladders"]["tiny"][1]
+    assert entry["test_accuracy"] == run["metrics"]["test_accuracy"] and entry["commit"]
+    assert entry["valid_accuracy"] == pytest.approx(np.mean([r["valid_accuracy"] for r in row["runs"]]))
+    assert entry["valid_source"] == "the tiny ladder's row 'lr 0.1', the mean of seeds 0, 1"
+    assert (tmp_path / "m.npz").is_file() and _count(tmp_path / "s.db") == 7
