@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import data, db, model_io, models, paths, pipeline, training
+from . import data, db, model_io, models, paths, pipeline, provenance, training
 
 
 def _positive(minimum, maximum=None):
@@ -91,11 +91,14 @@ def train(args):
     except training.TrainingDiverged as e:
         kept = f"; {paths.shown(args.save)} was left as it was" if args.save and Path(args.save).exists() else ""
         sys.exit(f"error: {e}. Nothing was saved{kept}, no run was written")
-    if args.save:
-        saved = model_io.save_model(run["model"], args.save, test_accuracy=metrics["test_accuracy"])
-        print(f"model saved to {paths.shown(saved)}")
+    dataset_name = "mnist" if args.data is None else str(args.data)
+    if args.save:  # ranked by its recipe's validation accuracy: a final run's comes from the database
+        valid, source = provenance.of_run(run, None if args.no_db else args.db, dataset_name)
+        saved = model_io.save_model(run["model"], args.save, test_accuracy=metrics["test_accuracy"],
+                                    valid_accuracy=valid, valid_source=source)
+        print(f"model saved to {paths.shown(saved)}, validation accuracy "
+              + ("none stored" if valid is None else f"{valid:.4f}") + f" ({source})")
     if not args.no_db:
-        dataset_name = "mnist" if args.data is None else str(args.data)
         print(f"run {pipeline.save_run(args.db, run, dataset, dataset_name)} written to {paths.shown(args.db)}")
     print(f"train accuracy {metrics['train_accuracy']:.4f}, test accuracy {metrics['test_accuracy']:.4f} "
           f"(test set measured once), {metrics['train_seconds']:.1f} s of training")
@@ -131,7 +134,7 @@ def report(args):
 def predict(args):
     from . import images  # Pillow is only needed here
 
-    if args.model is None:  # the best of the saved models that load, by the test accuracy stored with each
+    if args.model is None:  # the best of the saved models that load, by the validation accuracy stored with each
         model, _, which, skipped = model_io.load_best(paths.SAVED_MODELS, paths.shown, inputs=784, outputs=10)
         for line in skipped:
             print(f"model: {line}", file=sys.stderr)
@@ -206,14 +209,15 @@ def main(argv=None):
                         "on the validation set (the last 10,000), they can help the model too")
     p.add_argument("--data", help="an .npz or a folder of IDX files (default: data/mnist.npz)")
     p.add_argument("--db", default=paths.DB_PATH, help=f"SQLite file for the run (default: {db_default})")
-    p.add_argument("--no-db", action="store_true", help="do not write the run to a database")
+    p.add_argument("--no-db", action="store_true", help="do not write the run to a database, nor look up a final "
+                   "model's validation accuracy in one")
     p.add_argument("--save", nargs="?", const=paths.MODEL_PATH, metavar="PATH",
                    help=f"save the trained model (default path: {paths.shown(paths.MODEL_PATH)})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=train)
     p = sub.add_parser("predict", help="classify your own digit images (PNG, JPEG) with a saved model")
     p.add_argument("paths", nargs="+", help="image files")
-    p.add_argument("--model", help="saved model (default: the one with the highest stored test accuracy of "
+    p.add_argument("--model", help="saved model (default: the one with the highest stored validation accuracy of "
                                    + ", ".join(paths.shown(p) for p in paths.SAVED_MODELS) + ")")
     p.set_defaults(func=predict)
     p = sub.add_parser("report", help="print the accuracy of the latest runs in the database")

@@ -18,7 +18,7 @@ import signal
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import training
+from . import provenance, training
 from .pipeline import MODEL_KEYS, train_recipe
 
 _pools = {}  # worker pools by size, kept between calls: starting one costs about a second
@@ -108,12 +108,15 @@ def try_seeds(recipe, dataset, seeds=(0, 1, 2), name="run", curves=True, process
     processes: how many runs at once (1: one after another, here). Workers get only the training
     images. One progress bar counts the seeds and shows each run's validation accuracy. With
     curves, the first seed's run is also validated during training (see train_recipe), for its
-    curves; every run is validated at the end.
+    curves; every run is validated at the end. Their mean validation accuracy is remembered as the
+    recipe's (provenance.py): a final model of it trained later in this process is saved with it.
     """
     jobs = [(recipe, dataset[0], seed, name, curves and seed == seeds[0]) for seed in seeds]
     bar = tqdm(total=len(jobs), desc=name, bar_format=BAR)
-    return _train_all(jobs, bar, lambda runs: "valid_acc=" + " ".join(
+    runs = _train_all(jobs, bar, lambda runs: "valid_acc=" + " ".join(
         f"{r['metrics']['valid_accuracy']:.4f}" for r in runs), processes)
+    provenance.remember(runs)  # the workers' own record is lost with them; a final run of this recipe reads it
+    return runs
 
 
 def sweep(recipe, dataset, key, values, seeds=(0, 1, 2), known=None, processes=3):
@@ -128,6 +131,8 @@ def sweep(recipe, dataset, key, values, seeds=(0, 1, 2), known=None, processes=3
     runs = _train_all(jobs, bar, lambda runs: f"{runs[-1]['name']}: valid_acc="
                       f"{runs[-1]['metrics']['valid_accuracy']:.4f}", processes)
     found = {v: runs[i * len(seeds):(i + 1) * len(seeds)] for i, v in enumerate(todo)}
+    for value_runs in found.values():
+        provenance.remember(value_runs)
     return {v: found[v] if v in found else known for v in values}
 
 

@@ -4,7 +4,9 @@ and buffers, and load it back.
 The file holds the model's `architecture` (JSON, see models.py) and its `sizes`, `activation`
 and `loss` next to its arrays by name (W1, b1, W2, b2, ..., gamma3, beta3 of a batch norm, and its
 running statistics mean3, var3, which training sets without a gradient), so that it can be
-loaded with no other information; a file with no `architecture`, as saved before ConvNets, is an MLP. No pickles:
+loaded with no other information; a file with no `architecture`, as saved before ConvNets, is an MLP. It may
+also hold `valid_accuracy` and `valid_source`, the validation accuracy of the model's recipe and where it was
+measured (provenance.py), which saved models are ranked by, and `test_accuracy`, which is only printed. No pickles:
 np.load is called with allow_pickle=False, so a model file cannot run code. Every array's
 declared shape, and the memory the architecture needs (models.memory_needed), are checked before
 anything is decompressed or allocated, and weights that are not finite (a diverged training) are never
@@ -28,7 +30,9 @@ class ModelFileError(ValueError):
         return [f"{type(self).__name__}: {self}"]
 
 
-_META = ("architecture", "sizes", "activation", "loss", "test_accuracy")  # a model file's arrays that are not weights
+# A model file's arrays that are not weights.
+_META = ("architecture", "sizes", "activation", "loss", "test_accuracy", "valid_accuracy", "valid_source")
+MAX_SOURCE = 1000  # characters of valid_source read back: a sentence, never a file's worth of text
 
 
 def _key(i):
@@ -48,11 +52,18 @@ def check_writable(path):
         raise ModelFileError(str(e)) from None
 
 
-def save_model(model, path, test_accuracy=None):
+def save_model(model, path, test_accuracy=None, valid_accuracy=None, valid_source=None):
     """Write model to path (.npz), atomically: a crash or a concurrent save never leaves a
     half-written file. Refuses (ModelFileError, nothing written) weights that are not finite.
-    test_accuracy: the final model's, measured once, stored with it so `best_saved` can rank files."""
+    test_accuracy: the final model's, measured once, stored to be printed. valid_accuracy: its recipe's
+    validation accuracy, which `ranked_saved` ranks files by, and valid_source where it was measured;
+    if neither is given, the model's `validation` (train_recipe sets it, see provenance.py)."""
     path = Path(path)
+    if valid_accuracy is None and valid_source is None:
+        valid_accuracy, valid_source = getattr(model, "validation", (None, "none: saved without one"))
+    if valid_accuracy is not None and not (valid_source and 0 <= float(valid_accuracy) <= 1):
+        raise ModelFileError(f"{path}: not saved: a validation accuracy is a number in [0, 1] with a "
+                             f"valid_source saying where it was measured, got {valid_accuracy!r}, {valid_source!r}")
     bad = [name for name, p in _arrays(model).items() if not np.isfinite(p).all()]
     if bad:
         raise ModelFileError(f"{path}: not saved: {', '.join(bad)} hold NaN or infinite values "
@@ -62,49 +73,82 @@ def save_model(model, path, test_accuracy=None):
     arrays = _arrays(model)
     if test_accuracy is not None:
         arrays["test_accuracy"] = np.array(float(test_accuracy))
+    if valid_accuracy is not None:
+        arrays["valid_accuracy"] = np.array(float(valid_accuracy))
+    if valid_source is not None:
+        arrays["valid_source"] = np.array(str(valid_source)[:MAX_SOURCE])
     files.atomic_write(path, lambda tmp: np.savez(tmp, architecture=np.array(json.dumps(model.architecture)),
                                                   sizes=np.array(model.sizes), activation=np.array(model.activation),
                                                   loss=np.array(model.loss), **arrays))
     return path
 
 
-def saved_test_accuracy(path):
-    """The test accuracy save_model stored in the file at path, or None (none stored, not one real float
-    in [0, 1]: a bool, an int, a str or bytes is not an accuracy, or the file is not readable)."""
+def _stored(path, key, kind):
+    """The one value stored under key in the model file at path if it is of dtype kind ("f": a real float,
+    "U": a string), else None (none stored, another type or shape, or the file is not readable)."""
     try:
-        shape, dtype = files.npz_shapes(path).get("test_accuracy", (None, None))
-        if shape != () or dtype.kind != "f":  # one float; "0.99" or True would convert, but was never measured
-            return None
+        shape, dtype = files.npz_shapes(path).get(key, (None, None))
+        if shape != () or dtype.kind != kind or (kind == "U" and dtype.itemsize > 4 * MAX_SOURCE):
+            return None  # "0.99" or True would convert to a float, but was never measured
         with np.load(path, allow_pickle=False) as f:
-            value = float(f["test_accuracy"])
+            return f[key][()]
     except (KeyError, ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
             RuntimeError, NotImplementedError):
         return None
-    return value if 0 <= value <= 1 else None
+
+
+def _accuracy(path, key):
+    value = _stored(path, key, "f")
+    return float(value) if value is not None and 0 <= value <= 1 else None
+
+
+def saved_test_accuracy(path):
+    """The test accuracy save_model stored in the file at path, or None (none stored, not one real float
+    in [0, 1]: a bool, an int, a str or bytes is not an accuracy, or the file is not readable)."""
+    return _accuracy(path, "test_accuracy")
+
+
+def saved_valid_accuracy(path):
+    """The validation accuracy save_model stored in the file at path, or None, as saved_test_accuracy."""
+    return _accuracy(path, "valid_accuracy")
+
+
+def saved_valid_source(path):
+    """Where the stored validation accuracy was measured (a string), or None: a file saved before it was kept."""
+    value = _stored(path, "valid_source", "U")
+    return None if value is None else str(value)
 
 
 def ranked_saved(candidates):
-    """[(path, its test accuracy or None)] of the candidate files that exist, best first: the highest
-    stored test accuracy first, files without one after those with one, ties in the candidates' order."""
+    """[(path, its validation accuracy or None)] of the candidate files that exist, best first: the highest
+    stored validation accuracy first, files without one after those with one, ties in the candidates' order.
+    The test accuracy ranks nothing: the test set chooses no model."""
     existing = [Path(p) for p in candidates if Path(p).is_file()]
     if not existing:
         raise ModelFileError(f"no saved model in {', '.join(str(p) for p in candidates)}. Train one first: run "
                              f"notebooks/Neural_net.ipynb or `python -m helpers train --save`.")
-    scored = [(p, saved_test_accuracy(p)) for p in existing]
+    scored = [(p, saved_valid_accuracy(p)) for p in existing]
     return sorted(scored, key=lambda item: -1.0 if item[1] is None else item[1], reverse=True)  # stable
 
 
 def best_saved(candidates):
-    """(path, its test accuracy or None): the first of ranked_saved(candidates)."""
+    """(path, its validation accuracy or None): the first of ranked_saved(candidates)."""
     return ranked_saved(candidates)[0]
 
 
+def _percent(accuracy):
+    return "none stored" if accuracy is None else f"{accuracy:.2%}"
+
+
 def _which(path, ranked, candidates, shown, skipped=False):
-    """The line saying which file was chosen and why: every saved file's accuracy, in the candidates' order."""
+    """The line saying which file was chosen and why: every saved file's validation accuracy (and test
+    accuracy, printed only), in the candidates' order, and where the chosen file's figure comes from."""
     order = [Path(p) for p in candidates]
-    saved = ", ".join(f"{shown(p)} ({'none stored' if a is None else f'{a:.2%}'})"
+    saved = ", ".join(f"{shown(p)} (validation {_percent(a)}, test {_percent(saved_test_accuracy(p))})"
                       for p, a in sorted(ranked, key=lambda item: order.index(item[0])))
-    return f"{shown(path)}, the highest test accuracy stored in {saved}" + (" of those that load" if skipped else "")
+    source = saved_valid_source(path) or "none stored"
+    return (f"{shown(path)}, the highest validation accuracy stored in {saved}"
+            + (" of those that load" if skipped else "") + f"; its validation: {source}")
 
 
 def choose_best(candidates, shown=str):

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from . import data, db, models, training
+from . import data, db, models, provenance, training
 
 RECIPES = {
     # The original: sigmoid, mean squared error, full-batch gradient descent on 1,000 images.
@@ -92,6 +92,8 @@ def train_recipe(recipe, dataset, *, seed=0, name=None, progress=True, final=Fal
     Returns a run: a dict with the trained `model`, its `history`, its `metrics` (accuracy and
     loss on the training images it used after training, and on the validation images unless
     final; None where not measured) and what `save_run` records. The test set is not touched.
+    The model's `validation` is (accuracy or None, its source): this run's own, or for a final run
+    the latest validation of the same recipe in this process (provenance.py).
     curves: validate during training too, for the history's curves: at most 100 times (after
     every epoch up to 100 epochs; a 1,000-epoch run every 10th, where validating costs more
     than training).
@@ -115,8 +117,12 @@ def train_recipe(recipe, dataset, *, seed=0, name=None, progress=True, final=Fal
         valid_loss, valid_acc = training.evaluate(model, X_valid, y_valid)
     metrics = dict(n_train=len(X), train_accuracy=train_acc, train_loss=train_loss, valid_accuracy=valid_acc,
                    valid_loss=valid_loss, test_accuracy=None, test_loss=None, train_seconds=history["seconds"][-1])
-    return dict(name=name or "run", config={**recipe, "seed": seed, "final": final}, model=model, history=history,
-                metrics=metrics, started_at=started)
+    run = dict(name=name or "run", config={**recipe, "seed": seed, "final": final}, model=model, history=history,
+               metrics=metrics, started_at=started)
+    if not final:
+        provenance.remember([run])
+    model.validation = provenance.of_run(run)  # what model_io.save_model stores, so that no caller has to
+    return run
 
 
 def test_once(run, dataset):

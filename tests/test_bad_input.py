@@ -93,10 +93,11 @@ def digit_png(path):
 
 @pytest.mark.parametrize("how", ["encrypted", "method"])
 def test_zip_entries_zipfile_cannot_read_name_the_file(tmp_path, mnist, how):
-    good = model_io.save_model(MLP((784, 8, 10)), tmp_path / "good.npz", test_accuracy=0.5)
+    good = model_io.save_model(MLP((784, 8, 10)), tmp_path / "good.npz", valid_accuracy=0.5, valid_source="run 1")
     (tmp_path / "models").mkdir()
     bad_model = unreadable_zip(good, tmp_path / "models" / "default.npz", how)
-    model_io.save_model(MLP((784, 8, 10), seed=1), tmp_path / "models" / "conv.npz", test_accuracy=0.3)
+    model_io.save_model(MLP((784, 8, 10), seed=1), tmp_path / "models" / "conv.npz", valid_accuracy=0.3,
+                        valid_source="run 2")
     (x_train, y_train), (x_test, y_test) = mnist
     np.savez(tmp_path / "data.npz", x_train=x_train[:20], y_train=y_train[:20], x_test=x_test[:5], y_test=y_test[:5])
     bad_data = unreadable_zip(tmp_path / "data.npz", tmp_path / "bad_data.npz", how)
@@ -104,7 +105,7 @@ def test_zip_entries_zipfile_cannot_read_name_the_file(tmp_path, mnist, how):
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     with pytest.raises(model_io.ModelFileError, match="default.npz: not a model file .* cannot be read"):
         model_io.load_model(bad_model)
-    assert model_io.saved_test_accuracy(bad_model) is None
+    assert model_io.saved_valid_accuracy(bad_model) is None
     one_line_error(run_cli(["predict", png, "--model", bad_model]), bad_model, "cannot be read")
     one_line_error(run_cli(["train", "--quiet", "--no-db", "--data", bad_data]), bad_data, "cannot be read")
     out = run_cli(["predict", png], {"NN_MODELS_DIR": str(tmp_path / "models"), "NN_MODEL_PATH": "",

@@ -51,6 +51,30 @@ def test_final_trains_on_every_training_image_and_report_says_so(tmp_path, capsy
                                        f"(final model, test set measured once), {secs:.1f} s of training\n")
 
 
+def test_a_final_model_is_saved_with_the_validation_accuracy_of_its_recipe_from_the_database(tmp_path, capsys,
+                                                                                              monkeypatch):
+    from helpers import provenance
+
+    monkeypatch.setattr(provenance, "_session", {})  # as in a fresh process: no other test's validations
+    db_path, saved = tmp_path / "runs.db", [tmp_path / f"{name}.npz" for name in "abcd"]
+    cli.main(QUICK + ["--final", "--no-db", "--save", str(saved[0])])  # nothing validated, no database read
+    cli.main(QUICK + ["--seed", "1", "--db", str(db_path), "--save", str(saved[1])])  # validated: its own figure
+    cli.main(QUICK + ["--final", "--db", str(db_path), "--save", str(saved[2])])  # seed 0: run 1's figure
+    cli.main(QUICK + ["--final", "--epochs", "31", "--db", str(db_path), "--save", str(saved[3])])  # another recipe
+    out = capsys.readouterr().out
+    (valid,) = sqlite3.connect(db_path).execute("SELECT valid_accuracy FROM runs WHERE id = 1").fetchone()
+    split = "trained on 1,000 images, validated on the last 10,000"
+    sources = ["none: recipe baseline (the same settings, any seed) was not validated in this session",
+               f"this run: recipe baseline, seed 1, {split}", f"run 1 of {db_path}: recipe baseline, seed 1, {split}",
+               f"none: no non-final run of recipe baseline (the same settings, any seed) in {db_path}"]
+    assert [model_io.saved_valid_source(p) for p in saved] == sources
+    assert [model_io.saved_valid_accuracy(p) for p in saved] == [None, valid, valid, None]
+    assert all(model_io.saved_test_accuracy(p) is not None for p in saved)  # stored, to be printed only
+    assert f"model saved to {saved[2]}, validation accuracy {valid:.4f} ({sources[2]})\n" in out
+    assert f"model saved to {saved[3]}, validation accuracy none stored ({sources[3]})\n" in out
+    assert model_io.best_saved([saved[0], saved[3], saved[2]]) == (saved[2], valid)
+
+
 def test_report_names_the_split_of_a_run_without_test_figures(tmp_path, capsys):
     run = fake_run()
     run["metrics"].update(test_accuracy=None, test_loss=None)

@@ -97,13 +97,16 @@ def test_predict_command(tmp_path, capsys, default_model):
 
 
 def test_predict_without_a_model_uses_the_best_saved_one_and_says_which(tmp_path, capsys, monkeypatch, default_model):
-    worse = model_io.save_model(default_model, tmp_path / "worse.npz", test_accuracy=0.9)
-    better = model_io.save_model(default_model, tmp_path / "better.npz", test_accuracy=0.99)
+    worse = model_io.save_model(default_model, tmp_path / "worse.npz", test_accuracy=0.99, valid_accuracy=0.9,
+                                valid_source="run 1")  # the better test accuracy chooses nothing
+    better = model_io.save_model(default_model, tmp_path / "better.npz", test_accuracy=0.9, valid_accuracy=0.99,
+                                 valid_source="run 2")
     monkeypatch.setattr(cli.paths, "SAVED_MODELS", (worse, tmp_path / "none.npz", better))
     Image.fromarray(draw.example_drawing()).save(tmp_path / "seven.png")
     cli.main(["predict", str(tmp_path / "seven.png")])
     chosen, read = capsys.readouterr().out.strip().splitlines()
-    assert chosen == f"model: {better}, the highest test accuracy stored in {worse} (90.00%), {better} (99.00%)"
+    assert chosen == (f"model: {better}, the highest validation accuracy stored in {worse} (validation 90.00%, "
+                      f"test 99.00%), {better} (validation 99.00%, test 90.00%); its validation: run 2")
     assert read.startswith(f"{tmp_path / 'seven.png'}: 7  (7: ")
 
 

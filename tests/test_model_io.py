@@ -186,20 +186,55 @@ def test_a_network_that_does_not_fit_in_memory_is_one_clear_error(tmp_path, monk
         model_io.load_model(conv)
 
 
-def test_the_best_saved_model_is_the_one_with_the_highest_stored_test_accuracy(tmp_path):
+def test_the_best_saved_model_is_the_one_with_the_highest_stored_validation_accuracy(tmp_path):
     paths = [tmp_path / name for name in ("a.npz", "b.npz", "c.npz", "missing.npz", "d.npz")]
-    model_io.save_model(small_model(), paths[0], test_accuracy=0.98)
-    model_io.save_model(small_model(), paths[1], test_accuracy=0.993)
-    model_io.save_model(small_model(), paths[2])  # no accuracy stored: ranks below the others
-    write_npz(paths[4], {**model_arrays(small_model()), "test_accuracy": np.array([0.999, 0.999])})  # not one number
-    assert model_io.saved_test_accuracy(paths[1]) == pytest.approx(0.993)
-    assert model_io.saved_test_accuracy(paths[2]) is None and model_io.saved_test_accuracy(paths[4]) is None
+    model_io.save_model(small_model(), paths[0], test_accuracy=0.999, valid_accuracy=0.98, valid_source="run 1")
+    model_io.save_model(small_model(), paths[1], test_accuracy=0.98, valid_accuracy=0.993, valid_source="run 2")
+    model_io.save_model(small_model(), paths[2], test_accuracy=1.0)  # no validation accuracy: ranks below the others
+    write_npz(paths[4], {**model_arrays(small_model()), "valid_accuracy": np.array([0.999, 0.999])})  # not one number
+    assert model_io.saved_valid_accuracy(paths[1]) == pytest.approx(0.993)
+    assert model_io.saved_valid_source(paths[1]) == "run 2" and model_io.saved_test_accuracy(paths[1]) == 0.98
+    assert model_io.saved_valid_accuracy(paths[2]) is None and model_io.saved_valid_accuracy(paths[4]) is None
+    assert model_io.saved_valid_source(paths[2]) == "none: saved without one"
     assert model_io.best_saved(paths) == (paths[1], pytest.approx(0.993))
     assert model_io.best_saved([paths[2], paths[4]]) == (paths[2], None)  # none known: the first that exists
     (tmp_path / "broken.npz").write_bytes(b"not a zip")
-    assert model_io.saved_test_accuracy(tmp_path / "broken.npz") is None
+    assert model_io.saved_valid_accuracy(tmp_path / "broken.npz") is None
+    assert model_io.saved_valid_source(tmp_path / "broken.npz") is None
+    write_npz(paths[4], {**model_arrays(small_model()), "valid_source": np.array("x" * 5000)})  # not a sentence
+    assert model_io.saved_valid_source(paths[4]) is None and model_io.load_model(paths[4]).sizes == (784, 8, 10)
     with pytest.raises(model_io.ModelFileError, match="no saved model in .*missing.npz"):
         model_io.best_saved([paths[3]])
+
+
+def test_a_validation_accuracy_is_saved_only_in_0_1_and_with_where_it_came_from(tmp_path):
+    for valid, source in ((0.9, None), (0.9, ""), (1.5, "run 1"), (np.nan, "run 1")):
+        with pytest.raises(model_io.ModelFileError, match="m.npz: not saved: a validation accuracy is a number"):
+            model_io.save_model(small_model(), tmp_path / "m.npz", valid_accuracy=valid, valid_source=source)
+        assert not (tmp_path / "m.npz").exists()
+
+
+def test_a_final_model_is_saved_with_the_validation_of_its_recipe_in_this_process(tmp_path, mnist, monkeypatch):
+    from helpers import experiments, pipeline, provenance
+
+    monkeypatch.setattr(provenance, "_session", {})  # no other test's validations
+    recipe = {**pipeline.RECIPES["baseline"], "sizes": (784, 16, 10), "epochs": 3}
+    final = pipeline.train_recipe(recipe, mnist, name="small", progress=False, final=True)
+    assert final["model"].validation == (None, "none: recipe small (the same settings, any seed) was not validated "
+                                               "in this session")
+    runs = experiments.try_seeds(recipe, mnist, seeds=(0, 1), name="small", curves=False, processes=1)
+    other = pipeline.train_recipe({**recipe, "lr": 0.3}, mnist, seed=5, name="other", progress=False)
+    final = pipeline.train_recipe(recipe, mnist, seed=7, name="small", progress=False, final=True)
+    mean = (runs[0]["metrics"]["valid_accuracy"] + runs[1]["metrics"]["valid_accuracy"]) / 2
+    source = "validated in this session: recipe small, mean of seeds 0, 1, trained on 1,000 images, validated " \
+             "on the last 10,000"
+    assert final["model"].validation == (pytest.approx(mean), source)
+    path = model_io.save_model(final["model"], tmp_path / "final.npz", test_accuracy=0.5)  # as the notebooks save
+    assert model_io.saved_valid_accuracy(path) == pytest.approx(mean) and model_io.saved_valid_source(path) == source
+    mine = model_io.save_model(other["model"], tmp_path / "other.npz")  # a validated run: its own figure
+    assert model_io.saved_valid_accuracy(mine) == pytest.approx(other["metrics"]["valid_accuracy"])
+    assert model_io.saved_valid_source(mine) == ("this run: recipe other, seed 5, trained on 1,000 images, "
+                                                 "validated on the last 10,000")
 
 
 def test_models_with_batch_norm_and_stacks_of_layers_round_trip_with_their_running_statistics(tmp_path):
