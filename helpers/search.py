@@ -199,13 +199,18 @@ def final(dataset, name, *, seed=0, save=None, ladders=None, seeds=SEEDS, db_pat
         model_io.check_writable(save)
     db.check_writable(db_path)
     commit = _commit()
+    ladders = LADDERS if ladders is None else ladders
     run = pipeline.train_recipe(name, dataset, seed=seed, name=f"final: {name}", progress=progress, final=True)
     pipeline.test_once(run, dataset)
-    if save:
-        model_io.save_model(run["model"], save, test_accuracy=run["metrics"]["test_accuracy"])
     pipeline.save_run(db_path, run, dataset, dataset_name, predictions=False, commit=commit)
-    write_results(results_path, results(LADDERS if ladders is None else ladders, seeds,
-                                        done_runs(db_path, dataset_name), command or f"final {name}", commit))
+    content = results(ladders, seeds, done_runs(db_path, dataset_name), command or f"final {name}", commit)
+    write_results(results_path, content)
+    if save:  # with the validation accuracy of its recipe's ladder row, which predict ranks models by
+        entry = content["finals"][f"{name}, seed {seed}"]
+        valid = entry.get("valid_accuracy"), f"{entry['valid_source']} ({paths.shown(results_path)})" \
+            if "valid_source" in entry else f"none: no ladder row of {paths.shown(results_path)} holds recipe {name}"
+        model_io.save_model(run["model"], save, test_accuracy=run["metrics"]["test_accuracy"],
+                            valid_accuracy=valid[0], valid_source=valid[1])
     return run
 
 

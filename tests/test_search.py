@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import db, experiments, paths, pipeline, search
+from helpers import db, experiments, model_io, paths, pipeline, search
 
 TINY = dict(pipeline.RECIPES["conv"], channels=(2, 4), hidden=(8,), n_train=200, epochs=1)
 LADDERS = {"tiny": [("base", None, TINY), ("lr 0.1", "base", dict(lr=0.1)), ("2 epochs", "lr 0.1", dict(epochs=2))]}
@@ -143,3 +143,5 @@ def test_a_final_model_is_tested_once_recorded_and_carries_its_recipes_validatio
     assert entry["valid_accuracy"] == pytest.approx(np.mean([r["valid_accuracy"] for r in row["runs"]]))
     assert entry["valid_source"] == "the tiny ladder's row 'lr 0.1', the mean of seeds 0, 1"
     assert (tmp_path / "m.npz").is_file() and _count(tmp_path / "s.db") == 7
+    assert model_io.saved_valid_accuracy(tmp_path / "m.npz") == pytest.approx(entry["valid_accuracy"])
+    assert model_io.saved_valid_source(tmp_path / "m.npz").startswith("the tiny ladder's row 'lr 0.1'")
