@@ -119,6 +119,19 @@ def results(ladders, seeds, found, command, commit):
     return out
 
 
+def validation(content, recipe):
+    """(validation accuracy, where it comes from) of recipe by the ladder row of content that holds it:
+    the mean over that row's seeds; or () if no row with runs holds it."""
+    recipe = json.loads(json.dumps(recipe))  # tuples as lists, as the file holds them
+    for family, ladder in content["ladders"].items():
+        for row in ladder:
+            if json.loads(json.dumps(row["recipe"])) == recipe and row["runs"]:
+                seeds = ", ".join(str(r["seed"]) for r in row["runs"])
+                return (sum(r["valid_accuracy"] for r in row["runs"]) / len(row["runs"]),
+                        f"the {family} ladder's row {row['name']!r}, the mean of seeds {seeds}")
+    return ()
+
+
 def finals(content, found):
     """{"name, seed s": the final run} of every final model in found of a recipe in pipeline.RECIPES, with
     the validation accuracy of its recipe where a ladder row of content holds that recipe (its seeds' mean)."""
@@ -129,14 +142,7 @@ def finals(content, found):
         names = [name for name, r in pipeline.RECIPES.items() if json.loads(json.dumps(r)) == recipe]
         if not (config["final"] and names):
             continue
-        rows = [(family, row) for family, ladder in content["ladders"].items() for row in ladder
-                if json.loads(json.dumps(row["recipe"])) == recipe and row["runs"]]
-        chosen = {}
-        if rows:
-            family, row = rows[0]
-            chosen = {"valid_accuracy": sum(r["valid_accuracy"] for r in row["runs"]) / len(row["runs"]),
-                      "valid_source": f"the {family} ladder's row {row['name']!r}, the mean of seeds "
-                                      f"{', '.join(str(r['seed']) for r in row['runs'])}"}
+        chosen = dict(zip(("valid_accuracy", "valid_source"), validation(content, recipe)))
         out[f"{names[0]}, seed {config['seed']}"] = {"recipe": names[0], "seed": config["seed"], **run, **chosen}
     return out
 
