@@ -218,6 +218,19 @@ def final(dataset, name, *, seed=0, save=None, ladders=None, seeds=SEEDS, db_pat
     return run
 
 
+def chosen(content, family):
+    """The row of a ladder that the rule keeps: follow the changes that passed it (table's `beyond spread`),
+    from the first row through rows whose base was kept, and take the kept row with the best mean. With no
+    change beyond the spread that is the first row: the recipe keeps what it had. -> (row name, recipe)."""
+    t = table(content, family)
+    kept = [t.index[0]]
+    for idea, row in t.iloc[1:].iterrows():
+        if row["base"] in kept and row["beyond spread"] == "yes":
+            kept.append(idea)
+    best = max(kept, key=lambda idea: t.loc[idea, "valid mean"] if t.loc[idea, "seeds"] else -1)
+    return best, next(row["recipe"] for row in content["ladders"][family] if row["name"] == best)
+
+
 def load(path=None):
     """The content of a results file (default: RESULTS), or ValueError naming the file and what is wrong."""
     path = paths.SEARCH_RESULTS if path is None else path

@@ -145,3 +145,21 @@ def test_a_final_model_is_tested_once_recorded_and_carries_its_recipes_validatio
     assert (tmp_path / "m.npz").is_file() and _count(tmp_path / "s.db") == 7
     assert model_io.saved_valid_accuracy(tmp_path / "m.npz") == pytest.approx(entry["valid_accuracy"])
     assert model_io.saved_valid_source(tmp_path / "m.npz").startswith("the tiny ladder's row 'lr 0.1'")
+
+
+def test_the_rule_keeps_only_changes_beyond_the_spread_on_kept_bases():
+    def row(name, base, accs, lr):
+        return dict(name=name, base=base, changes={}, recipe={"epochs": 1, "lr": lr},
+                    runs=[dict(seed=s, valid_accuracy=a, train_seconds=60.0) for s, a in enumerate(accs)])
+    ladder = [row("a", None, [0.990, 0.992], 1), row("b", "a", [0.9905, 0.9925], 2),  # +0.05: within the spread
+              row("c", "b", [0.999, 0.999], 3),  # beyond, but its base was not kept
+              row("d", "a", [0.995, 0.996], 4), row("e", "d", [0.9955, 0.9935], 5)]  # d kept; e within
+    assert search.chosen({"seeds": [0, 1], "ladders": {"f": ladder}}, "f") == ("d", {"epochs": 1, "lr": 4})
+    assert search.chosen({"seeds": [0, 1], "ladders": {"f": ladder[:3]}}, "f") == ("a", {"epochs": 1, "lr": 1})
+
+
+def test_the_shipped_recipes_are_the_ones_the_committed_results_choose():
+    content = search.load(paths.ROOT / "results" / "search.json")
+    for family in ("conv", "conv-long"):
+        name, recipe = search.chosen(content, family)
+        assert json.loads(json.dumps(pipeline.RECIPES[family])) == recipe, (family, name)
