@@ -318,27 +318,34 @@ def test_a_version_1_file_opened_read_only_says_how_to_migrate(tmp_path):
     assert dump(path) == before
 
 
-def _save_after(barrier, path, seed, results):
-    barrier.wait()  # both processes open the new file at the same moment
-    try:
-        results.put(db.save_run(path, **fake_run(seed=seed), timeout=10))
-    except Exception as e:  # reported to the parent: the assertion shows it
-        results.put(repr(e))
+def _save_after(barrier, folder, seed, results, trials):
+    for trial in range(trials):
+        barrier.wait()  # both processes open the new file of this trial at the same moment
+        try:
+            results.put((trial, db.save_run(folder / f"race{trial}.db", **fake_run(seed=seed), timeout=10)))
+        except Exception as e:  # reported to the parent: the assertion shows it
+            results.put((trial, repr(e)))
 
 
 def test_two_processes_creating_a_new_database_both_add_their_run(tmp_path):
-    ctx = multiprocessing.get_context("fork")
-    for trial in range(10):
-        path = tmp_path / f"race{trial}.db"
-        barrier, results = ctx.Barrier(2), ctx.Queue()
-        procs = [ctx.Process(target=_save_after, args=(barrier, path, seed, results)) for seed in (0, 1)]
-        for p in procs:
-            p.start()
-        got = sorted(str(results.get(timeout=60)) for _ in procs)
-        for p in procs:
-            p.join()
-        assert got == ["1", "2"], (trial, got)
-        assert count_runs(path) == (2, 100)
+    # spawn, as try_seeds does: fork is unsafe in a process with threads (a DeprecationWarning since
+    # Python 3.12) and no longer Linux's default from 3.14. Two processes run every trial: spawning
+    # one costs a second, a fresh pair per trial would cost twenty.
+    ctx, trials = multiprocessing.get_context("spawn"), 10
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_save_after, args=(barrier, tmp_path, seed, results, trials)) for seed in (0, 1)]
+    for p in procs:
+        p.start()
+    got = {}
+    for _ in range(2 * trials):
+        trial, run_id = results.get(timeout=120)
+        got.setdefault(trial, []).append(str(run_id))
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0, 0]
+    for trial in range(trials):
+        assert sorted(got[trial]) == ["1", "2"], (trial, got[trial])
+        assert count_runs(tmp_path / f"race{trial}.db") == (2, 100)
 
 
 def test_report_reads_a_wal_database_in_a_folder_it_cannot_write(tmp_path):
