@@ -1,0 +1,48 @@
+"""The Makefile's promises beyond `make lab` (test_lab.py): `make run` executes each notebook with its
+kernel over IPC, so no "running over TCP" warning."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+from helpers import paths
+
+BIN = Path(sys.executable).parent  # .venv/bin under `make test`
+
+
+def make(args, stdin="", **env):
+    """make args at the repository root, as a user's shell would run it (not as a sub-make of `make test`)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(["make", *args], input=stdin, capture_output=True, text=True, cwd=paths.ROOT,
+                          env={**base, **env}, timeout=300)
+
+
+def execute(notebook, tmp):
+    """The Makefile's own `execute` recipe (what `make run` runs per notebook) on another notebook."""
+    rule = f"executed:\n\t$(call execute,{notebook})\n"
+    return make(["-s", "-f", "Makefile", "-f", "-", f"BIN={BIN}", "executed"], stdin=rule, TMPDIR=str(tmp))
+
+
+def test_make_run_executes_a_notebook_over_ipc_without_the_tcp_warning(tmp_path):
+    folder, temporary = tmp_path / "sub", tmp_path / "tmp"  # the kernel runs in sub, make at the root
+    folder.mkdir()
+    temporary.mkdir()
+    code = "import json, ipykernel\nprint(6 * 7)\nprint(json.load(open(ipykernel.get_connection_file()))['transport'])"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), folder / "tiny.ipynb")
+    out = execute(folder / "tiny.ipynb", temporary)
+    assert out.returncode == 0, out.stderr
+    assert "running over TCP" not in out.stderr + out.stdout and "WARNING" not in out.stderr, out.stderr
+    (printed,) = nbformat.read(folder / "tiny.ipynb", as_version=4).cells[0].outputs
+    assert printed["text"] == "42\nipc\n"  # executed in place, by a kernel on IPC sockets
+    assert sorted(p.name for p in folder.iterdir()) == ["tiny.ipynb"]  # no socket left beside the notebook
+    assert list(temporary.iterdir()) == []  # nor the private folder of the sockets
+
+
+def test_a_failing_notebook_fails_make_run_and_leaves_no_socket_folder(tmp_path):
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")]), tmp_path / "bad.ipynb")
+    (tmp_path / "tmp").mkdir()
+    out = execute(tmp_path / "bad.ipynb", tmp_path / "tmp")
+    assert out.returncode != 0 and "ZeroDivisionError" in out.stderr
+    assert list((tmp_path / "tmp").iterdir()) == []
