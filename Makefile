@@ -11,10 +11,12 @@ CHROMIUM ?= chromium
 execute = dir=$$(mktemp -d) && $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	--ExecutePreprocessor.timeout=1200 --KernelManager.transport=ipc --KernelManager.ip="$$dir/kernel" $(1); \
 	status=$$?; rm -rf "$$dir"; exit $$status
+# Every JupyterLab started from .venv (make lab, or .venv/bin/jupyter lab) reads its app settings here.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 .PHONY: run test lint e2e bench long clean lab
 
-run: $(VENV)/.run-deps
+run: $(VENV)/.run-deps $(LAB_OVERRIDES)
 	$(call execute,notebooks/Neural_net.ipynb)
 	$(call execute,notebooks/Conv_net.ipynb)
 	$(call execute,notebooks/Database_view.ipynb)
@@ -22,16 +24,15 @@ run: $(VENV)/.run-deps
 	$(BIN)/python tools/freeze_progress_bars.py notebooks/Neural_net.ipynb notebooks/Conv_net.ipynb
 	$(BIN)/python -m helpers report
 
-test: $(VENV)/.dev-deps lint
+test: $(VENV)/.dev-deps $(LAB_OVERRIDES) lint
 	$(BIN)/python -m pytest
 
-# JupyterLab from .venv at the repository root, Neural_net.ipynb open. Its app settings come from
-# lab-settings/ (overrides.json: no pop-up asking to fetch Jupyter news). LAB_ARGS: e.g. --no-browser.
-lab: $(VENV)/.run-deps
-	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.app_settings_dir="$(CURDIR)/lab-settings" \
-		$(LAB_ARGS) notebooks/Neural_net.ipynb
+# JupyterLab from .venv at the repository root, Neural_net.ipynb open. Its app settings are .venv's,
+# installed from lab-settings/overrides.json (no pop-up asking to fetch Jupyter news). LAB_ARGS: e.g. --no-browser.
+lab: $(VENV)/.run-deps $(LAB_OVERRIDES)
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS) notebooks/Neural_net.ipynb
 
-e2e: $(VENV)/.e2e-deps  # the browser test: JupyterLab + headless Chromium, a digit drawn with the mouse
+e2e: $(VENV)/.e2e-deps $(LAB_OVERRIDES)  # the browser test: JupyterLab + headless Chromium, a digit drawn with the mouse
 	@command -v $(CHROMIUM) >/dev/null || { echo "installing Debian's chromium"; \
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium; }
@@ -66,6 +67,10 @@ $(VENV)/.run-deps: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -r requirements.txt -e .
 	touch $@
+
+$(LAB_OVERRIDES): lab-settings/overrides.json | $(VENV)/.run-deps
+	mkdir -p $(@D)
+	cp lab-settings/overrides.json $@
 
 $(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.run-deps
 	$(BIN)/python -m pip install -r requirements-dev.txt

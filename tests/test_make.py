@@ -1,5 +1,7 @@
 """The Makefile's promises beyond `make lab` (test_lab.py): `make run` executes each notebook with its
-kernel over IPC, so no "running over TCP" warning."""
+kernel over IPC, so no "running over TCP" warning; and .venv's own JupyterLab settings hold the project's
+overrides, so `.venv/bin/jupyter lab`, not only `make lab`, asks nothing about Jupyter news."""
+import json
 import os
 import subprocess
 import sys
@@ -46,3 +48,18 @@ def test_a_failing_notebook_fails_make_run_and_leaves_no_socket_folder(tmp_path)
     out = execute(tmp_path / "bad.ipynb", tmp_path / "tmp")
     assert out.returncode != 0 and "ZeroDivisionError" in out.stderr
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_the_venv_gets_the_lab_overrides_and_its_jupyterlab_reads_them(tmp_path):
+    venv = tmp_path / "venv"  # a stand-in .venv: only the rule that installs the settings runs
+    out = make(["-o", f"{venv}/.run-deps", f"VENV={venv}", f"{venv}/share/jupyter/lab/settings/overrides.json"])
+    assert out.returncode == 0, out.stderr
+    project = json.loads((paths.ROOT / "lab-settings" / "overrides.json").read_text())
+    assert project["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"  # never ask, never fetch
+    assert json.loads((venv / "share/jupyter/lab/settings/overrides.json").read_text()) == project
+    # The environment running this test, set up by make: where its JupyterLab looks, the same settings
+    from jupyterlab.labapp import LabApp
+
+    installed = Path(LabApp().app_settings_dir) / "overrides.json"
+    assert installed.is_file(), f"{installed}: missing; `make` installs it when it sets up .venv"
+    assert json.loads(installed.read_text()) == project
