@@ -4,28 +4,35 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The browser the e2e test drives; installed from Debian's packages if missing.
 CHROMIUM ?= chromium
-EXECUTE := $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1200
+# $(call execute,NOTEBOOK) runs it in place. Its kernel talks to nbconvert over IPC, Unix sockets in a
+# private temporary folder, not TCP on 127.0.0.1: the same machine either way, and no "Kernel is running
+# over TCP without encryption" warning once per notebook. The path is absolute because the kernel runs
+# in the notebook's folder and nbconvert in this one.
+execute = dir=$$(mktemp -d) && $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	--ExecutePreprocessor.timeout=1200 --KernelManager.transport=ipc --KernelManager.ip="$$dir/kernel" $(1); \
+	status=$$?; rm -rf "$$dir"; exit $$status
+# Every JupyterLab started from .venv (make lab, or .venv/bin/jupyter lab) reads its app settings here.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 .PHONY: run test lint e2e bench long clean lab
 
-run: $(VENV)/.run-deps
-	$(EXECUTE) notebooks/Neural_net.ipynb
-	$(EXECUTE) notebooks/Conv_net.ipynb
-	$(EXECUTE) notebooks/Database_view.ipynb
-	$(EXECUTE) notebooks/Draw.ipynb
+run: $(VENV)/.run-deps $(LAB_OVERRIDES)
+	$(call execute,notebooks/Neural_net.ipynb)
+	$(call execute,notebooks/Conv_net.ipynb)
+	$(call execute,notebooks/Database_view.ipynb)
+	$(call execute,notebooks/Draw.ipynb)
 	$(BIN)/python tools/freeze_progress_bars.py notebooks/Neural_net.ipynb notebooks/Conv_net.ipynb
 	$(BIN)/python -m helpers report
 
-test: $(VENV)/.dev-deps lint
+test: $(VENV)/.dev-deps $(LAB_OVERRIDES) lint
 	$(BIN)/python -m pytest
 
-# JupyterLab from .venv at the repository root, Neural_net.ipynb open. Its app settings come from
-# lab-settings/ (overrides.json: no pop-up asking to fetch Jupyter news). LAB_ARGS: e.g. --no-browser.
-lab: $(VENV)/.run-deps
-	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.app_settings_dir="$(CURDIR)/lab-settings" \
-		$(LAB_ARGS) notebooks/Neural_net.ipynb
+# JupyterLab from .venv at the repository root, Neural_net.ipynb open. Its app settings are .venv's,
+# installed from lab-settings/overrides.json (no pop-up asking to fetch Jupyter news). LAB_ARGS: e.g. --no-browser.
+lab: $(VENV)/.run-deps $(LAB_OVERRIDES)
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS) notebooks/Neural_net.ipynb
 
-e2e: $(VENV)/.e2e-deps  # the browser test: JupyterLab + headless Chromium, a digit drawn with the mouse
+e2e: $(VENV)/.e2e-deps $(LAB_OVERRIDES)  # the browser test: JupyterLab + headless Chromium, a digit drawn with the mouse
 	@command -v $(CHROMIUM) >/dev/null || { echo "installing Debian's chromium"; \
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq chromium; }
@@ -60,6 +67,10 @@ $(VENV)/.run-deps: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -r requirements.txt -e .
 	touch $@
+
+$(LAB_OVERRIDES): lab-settings/overrides.json | $(VENV)/.run-deps
+	mkdir -p $(@D)
+	cp lab-settings/overrides.json $@
 
 $(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.run-deps
 	$(BIN)/python -m pip install -r requirements-dev.txt

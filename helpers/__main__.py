@@ -3,6 +3,7 @@
 Run `python -m helpers --help` (or `python -m helpers train --help`) for the options.
 """
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -121,10 +122,9 @@ def describe(row):
 
 
 def report(args):
-    conn = db.connect(args.db, readonly=True)
-    rows = conn.execute("SELECT id, name, n_train, valid_accuracy, test_accuracy, reported_split, train_seconds,"
-                        " config FROM runs ORDER BY id DESC LIMIT ?", (args.last,)).fetchall()
-    conn.close()
+    with contextlib.closing(db.connect(args.db, readonly=True)) as conn:  # `with conn` alone would not close it
+        rows = conn.execute("SELECT id, name, n_train, valid_accuracy, test_accuracy, reported_split, train_seconds,"
+                            " config FROM runs ORDER BY id DESC LIMIT ?", (args.last,)).fetchall()
     if not rows:
         sys.exit(f"{paths.shown(args.db)}: no runs yet. {db.HOW_TO_RUN}")
     for row in reversed(rows):

@@ -64,11 +64,31 @@ def connect(path, readonly=False, timeout=5.0):
     try:
         conn = _open_readonly(path, timeout) if readonly else sqlite3.connect(path, timeout=timeout,
                                                                               isolation_level=None)
+    except sqlite3.Error as e:
+        raise DatabaseFileError(f"{path}: cannot be opened as a SQLite database ({e})") from None
+    try:  # from here on, every way out but the return closes the connection
         if not readonly:  # emptiness is decided under the write lock: two processes creating the
             conn.execute("BEGIN IMMEDIATE")  # file at once both succeed, the second finding the tables
         state = conn.execute("SELECT * FROM pragma_application_id(), pragma_user_version(), "
                              "(SELECT COUNT(*) FROM sqlite_master)").fetchone()
-    except sqlite3.Error as e:
+        _check_or_set_up(conn, path, state, readonly)
+        if not readonly and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            try:  # WAL: readers (the viewer) never block the writer. Set outside any transaction.
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.Error:  # busy for longer than timeout: the next writer sets it
+                pass
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+    except BaseException as e:  # Python 3.13 warns of a connection left to the garbage collector
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:  # the first error is the one to report
+            pass
+        finally:
+            conn.close()
+        if not isinstance(e, sqlite3.Error):
+            raise
         if "locked" in str(e) and readonly:  # a reader waits only for a writer's exclusive lock
             raise DatabaseFileError(f"{path}: could not read the runs ({e} for {timeout} s: another process is "
                                     f"writing); try again when it has finished") from None
@@ -76,20 +96,6 @@ def connect(path, readonly=False, timeout=5.0):
             raise DatabaseFileError(f"{path}: could not write the run ({e} for {timeout} s: another process is "
                                     f"writing); existing runs are unchanged") from None
         raise DatabaseFileError(f"{path}: cannot be opened as a SQLite database ({e})") from None
-    try:
-        _check_or_set_up(conn, path, state, readonly)
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        conn.close()
-        raise
-    if not readonly and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        try:  # WAL: readers (the viewer) never block the writer. Set outside any transaction.
-            conn.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.Error:  # busy for longer than timeout: the next writer sets it
-            pass
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
 
 
 def _check_or_set_up(conn, path, state, readonly):

@@ -153,6 +153,10 @@ def pad(models, best):
     def update(*_):
         if pen["down"] or canvas.image_data is None:
             return
+        if images.is_empty(canvas.get_image_data()):  # not drawn on yet, or wiped: nothing is wrong, so
+            output.clear_output()  # no "blank picture" message (a stroke too small still gets it)
+            status.value = HINT
+            return
         with output:
             output.clear_output(wait=True)
             digits = show(models, canvas.get_image_data())

@@ -84,6 +84,13 @@ def _grayscale(image, name):
     return a * (255.0 / white)
 
 
+def is_empty(image):
+    """True for a picture (any array to_mnist accepts) without any ink: one shade everywhere, transparent
+    pixels counting as white. to_mnist refuses it, as blank; a drawing pad starts like this."""
+    a = _grayscale(image, "image")
+    return a.min() == a.max()
+
+
 def to_mnist(image, name="image"):
     """A path or array -> (28, 28) uint8, light digit on black, centred like MNIST.
 

@@ -73,10 +73,11 @@ class Background:
         return nbformat.read(tmp / name, as_version=4), tmp
 
     def stop(self):
-        for process, *_ in self.runs.values():
+        for process, _, _, log in self.runs.values():
             if process.poll() is None:  # still running (an interrupted session): stop it and its kernel
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+            log.close()  # again, if result() closed it: harmless
 
 
 @pytest.fixture(scope="session", autouse=True)

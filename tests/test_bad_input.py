@@ -10,18 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_db import fake_run
+from test_db import as_a_user, fake_run
 
 from helpers import db, model_io, paths
 from helpers.nn import MLP
 
 
 def run_cli(args, env=None, as_user=False):
-    """python -m helpers args in a fresh process; as_user: as uid 65534 when we are root, since root may
-    enter any folder, which would hide the problem."""
-    prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if as_user and os.geteuid() == 0 else []
+    """python -m helpers args in a fresh process; as_user: as an ordinary user (test_db.as_a_user)."""
+    prefix = as_a_user() if as_user else ()
     env = {**os.environ, "PYTHONPATH": str(paths.ROOT), **(env or {})}
-    return subprocess.run(prefix + [sys.executable, "-m", "helpers", *map(str, args)], capture_output=True,
+    return subprocess.run([*prefix, sys.executable, "-m", "helpers", *map(str, args)], capture_output=True,
                           text=True, cwd=paths.ROOT, env=env)
 
 

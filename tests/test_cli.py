@@ -1,4 +1,5 @@
 """The command line: python -m helpers train / report / predict / build-data / migrate, as a user would call them."""
+import contextlib
 import json
 import sqlite3
 import subprocess
@@ -43,8 +44,9 @@ def test_final_trains_on_every_training_image_and_report_says_so(tmp_path, capsy
               "--db", str(db_path)])
     out = capsys.readouterr().out
     assert "validation accuracy" not in out and "(test set measured once)" in out
-    n_train, valid_acc, test_acc, secs = sqlite3.connect(db_path).execute(
-        "SELECT n_train, valid_accuracy, test_accuracy, train_seconds FROM runs").fetchone()
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:  # `with conn` alone would not close it
+        n_train, valid_acc, test_acc, secs = conn.execute(
+            "SELECT n_train, valid_accuracy, test_accuracy, train_seconds FROM runs").fetchone()
     assert (n_train, valid_acc) == (60000, None)
     cli.main(["report", "--db", str(db_path), "--last", "1"])
     assert capsys.readouterr().out == (f"run 1 (default, 60,000 images): test accuracy {test_acc:.4f} "
@@ -216,7 +218,8 @@ def test_the_conv_recipe_trains_from_the_command_line_like_the_others(tmp_path, 
     assert "validation accuracy" in out and "test accuracy" in out and f"model saved to {model_path}" in out
     model = model_io.load_model(model_path, inputs=784, outputs=10)
     assert model.architecture == {"kind": "conv", "channels": [16, 32], "kernel": 5, "hidden": [32], "padding": 0}
-    config = json.loads(sqlite3.connect(db_path).execute("SELECT config FROM runs").fetchone()[0])
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        config = json.loads(conn.execute("SELECT config FROM runs").fetchone()[0])
     assert config["kind"] == "conv" and config["hidden"] == [32] and "sizes" not in config
     with pytest.raises(SystemExit, match="--activation: the conv recipe's ConvNet uses ReLU only"):
         cli.main(["train", "--recipe", "conv", "--activation", "tanh", "--data", str(small), "--no-db"])

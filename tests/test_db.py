@@ -1,4 +1,5 @@
 """SQLite storage: schema, one transaction per run, and every way writing can fail."""
+import functools
 import multiprocessing
 import os
 import shutil
@@ -318,40 +319,71 @@ def test_a_version_1_file_opened_read_only_says_how_to_migrate(tmp_path):
     assert dump(path) == before
 
 
-def _save_after(barrier, path, seed, results):
-    barrier.wait()  # both processes open the new file at the same moment
-    try:
-        results.put(db.save_run(path, **fake_run(seed=seed), timeout=10))
-    except Exception as e:  # reported to the parent: the assertion shows it
-        results.put(repr(e))
+def _save_after(barrier, folder, seed, results, trials):
+    for trial in range(trials):
+        barrier.wait()  # both processes open the new file of this trial at the same moment
+        try:
+            results.put((trial, db.save_run(folder / f"race{trial}.db", **fake_run(seed=seed), timeout=10)))
+        except Exception as e:  # reported to the parent: the assertion shows it
+            results.put((trial, repr(e)))
 
 
 def test_two_processes_creating_a_new_database_both_add_their_run(tmp_path):
-    ctx = multiprocessing.get_context("fork")
-    for trial in range(10):
-        path = tmp_path / f"race{trial}.db"
-        barrier, results = ctx.Barrier(2), ctx.Queue()
-        procs = [ctx.Process(target=_save_after, args=(barrier, path, seed, results)) for seed in (0, 1)]
-        for p in procs:
-            p.start()
-        got = sorted(str(results.get(timeout=60)) for _ in procs)
-        for p in procs:
-            p.join()
-        assert got == ["1", "2"], (trial, got)
-        assert count_runs(path) == (2, 100)
+    # spawn, as try_seeds does: fork is unsafe in a process with threads (a DeprecationWarning since
+    # Python 3.12) and no longer Linux's default from 3.14. Two processes run every trial: spawning
+    # one costs a second, a fresh pair per trial would cost twenty.
+    ctx, trials = multiprocessing.get_context("spawn"), 10
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_save_after, args=(barrier, tmp_path, seed, results, trials)) for seed in (0, 1)]
+    for p in procs:
+        p.start()
+    got = {}
+    for _ in range(2 * trials):
+        trial, run_id = results.get(timeout=120)
+        got.setdefault(trial, []).append(str(run_id))
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0, 0]
+    for trial in range(trials):
+        assert sorted(got[trial]) == ["1", "2"], (trial, got[trial])
+        assert count_runs(tmp_path / f"race{trial}.db") == (2, 100)
+
+
+@functools.cache
+def as_a_user():
+    """The command prefix that runs this interpreter as an ordinary user, who may not enter or write
+    every folder; root may, which would hide the problem. As root: root without any capability, which
+    obeys a folder's mode bits like its owner; failing that, uid 65534. Either must run this very
+    interpreter: as uid 65534, a Python under a private home folder cannot load its own libpython, or
+    loads another one (the system's). Skips, saying why, if neither can."""
+    if os.geteuid() != 0:
+        return ()
+    why = []
+    for prefix in (("setpriv", "--inh-caps=-all", "--bounding-set=-all"),
+                   ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")):
+        try:
+            out = subprocess.run([*prefix, sys.executable, "-c", "import sys, helpers.db; print(sys.version)"],
+                                 capture_output=True, text=True, cwd=paths.ROOT)
+        except OSError as e:  # no setpriv
+            why.append(f"{prefix[0]}: {e}")
+            continue
+        if out.returncode == 0 and out.stdout.strip() == sys.version:
+            return prefix
+        failed = out.stderr.strip().splitlines()[-1:] if out.returncode else [f"runs Python {out.stdout.strip()}"]
+        why.append(f"{' '.join(prefix)}: {' '.join(failed) or f'exit status {out.returncode}'}")
+    pytest.skip(f"cannot run {sys.executable} as an ordinary user here: {'; '.join(why)}")
 
 
 def test_report_reads_a_wal_database_in_a_folder_it_cannot_write(tmp_path):
+    prefix = as_a_user()
     folder = Path(tempfile.mkdtemp(dir="/tmp"))  # not under pytest's private tmp, which others cannot enter
     try:
         db.save_run(folder / "database.db", **fake_run())
         folder.chmod(0o555)
         assert not (folder / "database.db-wal").exists()  # the writer checkpointed and removed it
         code = (f"from helpers import db; c = db.connect({str(folder / 'database.db')!r}, readonly=True); "
-                f"print(c.execute('SELECT COUNT(*) FROM runs').fetchone()[0])")
-        # as an ordinary user: root may write anywhere, which would hide the problem
-        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
-        out = subprocess.run(prefix + [sys.executable, "-c", code], capture_output=True, text=True, cwd=paths.ROOT)
+                f"print(c.execute('SELECT COUNT(*) FROM runs').fetchone()[0]); c.close()")
+        out = subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, text=True, cwd=paths.ROOT)
         assert (out.returncode, out.stdout.strip()) == (0, "1"), out.stderr
         assert sorted(p.name for p in folder.iterdir()) == ["database.db"]
     finally:

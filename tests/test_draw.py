@@ -176,3 +176,35 @@ def test_show_says_what_is_wrong_with_a_blank_picture(capsys):
     assert draw.show(two_models(), np.full((280, 280), 255, np.uint8)) is None
     assert "the picture is blank" in capsys.readouterr().out
 
+
+
+def test_an_empty_pad_says_only_what_to_do_and_a_drawing_gets_its_prediction(capsys):
+    models = two_models()
+    widget = draw.pad(models, best="ConvNet")
+    (canvas, clear), (status, output) = widget.children[0].children, widget.children[1].children
+
+    def sync(rgba):  # what the browser sends after each change: the canvas as PNG
+        buffer = io.BytesIO()
+        Image.fromarray(rgba, "RGBA").save(buffer, "PNG")
+        canvas.set_trait("image_data", buffer.getvalue())
+
+    def ink(gray):  # black ink on the canvas's transparent page
+        rgba = np.zeros(gray.shape + (4,), np.uint8)
+        rgba[..., 3] = 255 - gray
+        return rgba
+
+    empty = np.zeros((draw.SIDE, draw.SIDE, 4), np.uint8)
+    sync(empty)  # as the pad first appears, before anything is drawn
+    assert status.value == draw.HINT and "blank" not in capsys.readouterr().out and output.outputs == ()
+    sync(ink(draw.example_drawing()))
+    fig, digits = draw.compare(models, draw.example_drawing())
+    plt.close(fig)
+    assert status.value == f"<b>Prediction: {digits['ConvNet']}</b> by the ConvNet"  # the 7, read from the PNG
+    clear.click()
+    sync(empty)  # the wiped canvas
+    assert status.value == draw.HINT and "blank" not in capsys.readouterr().out
+    dot = np.full((draw.SIDE, draw.SIDE), 255, np.uint8)
+    dot[140:143, 140:143] = 0
+    sync(ink(dot))  # some ink, too little to read: that is still said
+    assert "the picture is blank or almost blank" in capsys.readouterr().out and status.value == draw.HINT
+    assert images.is_empty(empty) and not images.is_empty(ink(dot)) and images.is_empty(np.full((5, 5), 7))

@@ -158,7 +158,8 @@ def test_sixteen_bit_grayscale_is_scaled_by_its_range(tmp_path):
     reference = images.to_mnist(stroke_page())
     sixteen = 20000 + stroke_page().astype(np.uint16) * 160  # ink at 20000, page at 60800: all above 255
     Image.fromarray(sixteen).save(tmp_path / "scan16.png")
-    assert Image.open(tmp_path / "scan16.png").mode.startswith("I;16")
+    with Image.open(tmp_path / "scan16.png") as im:  # closed: an open file left to the collector fails the suite
+        assert im.mode.startswith("I;16")
     np.testing.assert_array_equal(images.to_mnist(tmp_path / "scan16.png"), reference)
 
 

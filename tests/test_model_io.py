@@ -62,27 +62,29 @@ def test_load_rejects_non_finite_weights(tmp_path):
         model_io.load_model(tmp_path / "inf.npz")
 
 
-def _save_many(barrier, path, seed):
-    barrier.wait()
-    for _ in range(5):
-        model_io.save_model(small_model(seed, sizes=(784, 64, 10)), path)
+def _save_many(barrier, folder, seed, trials):
+    for trial in range(trials):
+        barrier.wait()  # both processes start saving to this trial's path at the same moment
+        for _ in range(5):
+            model_io.save_model(small_model(seed, sizes=(784, 64, 10)), folder / f"m{trial}.npz")
 
 
 def test_two_processes_saving_the_same_path_never_corrupt_it(tmp_path):
-    ctx = multiprocessing.get_context("fork")
+    # spawn, as try_seeds does (fork: unsafe with threads, and not Linux's default from Python 3.14);
+    # the same two processes run every trial, since spawning one costs about a second
+    ctx, trials = multiprocessing.get_context("spawn"), 10
     expected = {seed: small_model(seed, sizes=(784, 64, 10)).params[0] for seed in (0, 1)}
-    for trial in range(10):
-        path = tmp_path / f"m{trial}.npz"
-        barrier = ctx.Barrier(2)
-        procs = [ctx.Process(target=_save_many, args=(barrier, path, seed)) for seed in (0, 1)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
-        assert [p.exitcode for p in procs] == [0, 0]
-        W1 = model_io.load_model(path).params[0]  # a whole file, from one of the two
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_save_many, args=(barrier, tmp_path, seed, trials)) for seed in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0, 0]
+    for trial in range(trials):
+        W1 = model_io.load_model(tmp_path / f"m{trial}.npz").params[0]  # a whole file, from one of the two
         assert any(np.array_equal(W1, w) for w in expected.values())
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"m{t}.npz" for t in range(10))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"m{t}.npz" for t in range(trials))
 
 
 def test_saving_to_a_folder_is_refused_before_anything_is_written(tmp_path):
