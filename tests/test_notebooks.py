@@ -134,6 +134,16 @@ def test_conv_net_runs_clean_and_writes_its_final_model(executed_conv):
     assert len(sides) == 4 and all(abs(lhs - rhs) < 1e-8 for lhs, rhs in zip(sides[::2], sides[1::2]))  # stride 1, 2
     assert "same weights: True | same probabilities: True | same loss: True | same gradients: True" in printed
     assert float(re.search(r"gradients larger than 1e-5: ([\d.e+-]+)", printed).group(1)) < 1e-6
+    # the new sections' checks: the loop and im2col step by step, the full convolution, batch norm and dropout
+    assert "the same as conv_by_hand: True" in printed and "the same as conv.im2col: True" in printed
+    assert "offsets first: True" in printed and "the loop gives Conv2D's output: True" in printed
+    assert "same matrices: True True" in printed and "Conv2D with W = K gives O: True" in printed
+    full = re.search(r"from Conv2D.backward: dK ([\d.e+-]+), dx ([\d.e+-]+)", printed)
+    assert max(map(float, full.groups())) < 1e-10
+    bn = re.findall(r"of dx, dgamma, dbeta: ([\d.e+-]+), ([\d.e+-]+), ([\d.e+-]+)", printed)  # dense, conv
+    dropout = re.findall(r"Dropout\(0.5\) on .*: largest \|analytic - numeric\| of dx ([\d.e+-]+);", printed)
+    assert len(bn) == 2 and len(dropout) == 1 and max(float(e) for e in [*bn[0], *bn[1], *dropout]) < 1e-7
+    assert "accuracy on its 100 training images 100%" in printed  # the text: all 100 classified right
     assert "differences (table, RECIPES['conv']): {'n_train': (10000, None), 'epochs': (2, 8)}" in printed
     images = sum(1 for out in outputs(nb) if "image/png" in out.get("data", {}))
     assert images == 7  # shift curves (2), by hand, mistakes, filters, feature maps (2)
