@@ -7,7 +7,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from helpers import model_io, nn, paths
+from helpers import model_io, nn, paths, pipeline, search
 
 NOTEBOOKS = paths.ROOT / "notebooks"
 
@@ -124,11 +124,12 @@ def test_conv_net_runs_clean_and_writes_its_final_model(executed_conv):
     assert f"Final test accuracy: {test:.2%}" in printed
     model = model_io.load_model(tmp / "conv.npz")
     assert model.architecture["channels"] == [16, 32]
-    # The notebook validates the ConvNet at 10,000 images and 2 epochs, never RECIPES["conv"] itself: its final
-    # model has no validation accuracy of its recipe to store, and says so (it ranks below a validated one).
-    assert model_io.saved_valid_accuracy(tmp / "conv.npz") is None
-    assert model_io.saved_valid_source(tmp / "conv.npz") == ("none: recipe conv (the same settings, any seed) was "
-                                                             "not validated in this session")
+    # The final model stores its recipe's validation accuracy from the search's committed results file
+    content = search.load()
+    figure, source = search.validation(content, pipeline.RECIPES["conv"])
+    assert model_io.saved_valid_accuracy(tmp / "conv.npz") == pytest.approx(figure)
+    assert model_io.saved_valid_source(tmp / "conv.npz") == f"{source} (results/search.json)"
+    assert f"pipeline.RECIPES['conv'] is {source}: validation accuracy {figure:.2%}" in printed
     assert "same as the loop: True" in printed and "output of the moved digit == the output, moved: True" in printed
     sides = list(map(float, re.findall(r"<(?:im2col\(x\), G|x, col2im\(G\))> = (-?[\d.]+)", printed)))
     assert len(sides) == 4 and all(abs(lhs - rhs) < 1e-8 for lhs, rhs in zip(sides[::2], sides[1::2]))  # stride 1, 2
