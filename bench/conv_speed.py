@@ -1,5 +1,5 @@
 """Section 7 of BENCHMARKS.md: helpers' ConvNet against the same network in PyTorch, where its time goes,
-and (from run.py's time_to_accuracy) how long the conv recipes take to reach 99.0%, 99.3% and 99.5%.
+and (from run.py's time_to_accuracy) how long the conv recipes take to reach 99.0%, 99.3%, 99.5% and 99.6%.
 
 The network of helpers/convnet.py, ConvNet(): conv 5x5 1->16, ReLU, max-pool 2, conv 5x5 16->32, ReLU,
 max-pool 2, 512->128->10, softmax cross-entropy; SGD with momentum 0.9 (learning rate 0.05), batches
@@ -17,8 +17,8 @@ from helpers import conv, data, layers, training
 from helpers.convnet import ConvNet
 
 ROUND = 40  # batches per turn
-THRESHOLDS = (0.99, 0.993, 0.995)  # validation accuracies timed
-TARGETS = {"conv": (0.993, 180), "conv-long": (0.996, 1800)}  # test accuracy within seconds of training
+THRESHOLDS = (0.99, 0.993, 0.995, 0.996)  # validation accuracies timed
+TARGETS = {"conv": (0.9945, 180), "conv-long": (0.996, 1800)}  # test accuracy within seconds of training
 
 
 def _torch_net():
@@ -144,6 +144,6 @@ def report(times, ratios, shares, repeats, runs):
         else:
             run = runs[name][0]
             ok = run["metrics"]["test_accuracy"] >= accuracy and run["history"]["seconds"][-1] <= seconds
-            targets.append(f"{name} at least {accuracy:.1%} within {seconds / 60:.0f} minutes: {verdict(ok)}")
+            targets.append(f"{name} at least {accuracy:.2%} within {seconds / 60:.0f} minutes: {verdict(ok)}")
     lines += ["", "Targets (final model, test set once): " + "; ".join(targets) + "."]
     return lines
