@@ -110,6 +110,16 @@ def not_digits(inputs, probas, names, title="Every input gets a digit"):
 shifted = data.shifted  # Draw.ipynb's name for it
 
 
+def keeps_ink(x, right, down):
+    """(n,) bool: which images of x (n, 28, 28) lose no ink when shifted(x, right, down) moves them right
+    and down by whole pixels (>= 0): those with no nonzero pixel in their last `right` columns or last
+    `down` rows, the ones the move pushes off the frame. Measuring on these alone separates the move
+    from the cropping."""
+    x = np.asarray(x)
+    off = x[:, :, x.shape[2] - right:].any(axis=(1, 2)) | x[:, x.shape[1] - down:, :].any(axis=(1, 2))
+    return ~off
+
+
 def shift_curve(shifts, accuracies, title="Test accuracy of the MLP on shifted digits"):
     """One line per direction: accuracies {label: [accuracy per shift]}; the axis starts at 0."""
     return conv_plots.shift_curves(shifts, accuracies, title, ylabel="test accuracy")

@@ -125,6 +125,30 @@ def test_shifted_moves_without_recentring():
     assert out[:, :5].max() == 0 and out[:, :, :2].max() == 0 and out.shape == x.shape
 
 
+def test_keeps_ink_flags_the_images_a_move_would_crop():
+    x = np.zeros((4, 28, 28), np.uint8)
+    x[0, 10:15, 10:15] = 200  # ink ends at column 14 and row 14: 13 pixels to spare each way
+    x[1, 5, 27] = 1  # one faint pixel in the last column
+    x[2, 25, 3] = 90  # ink in row 25: 2 rows to spare below
+    # x[3] is blank: nothing to lose
+    assert draw.keeps_ink(x, 0, 0).tolist() == [True, True, True, True]
+    assert draw.keeps_ink(x, 1, 0).tolist() == [True, False, True, True]
+    assert draw.keeps_ink(x, 0, 2).tolist() == [True, True, True, True]
+    assert draw.keeps_ink(x, 0, 3).tolist() == [True, True, False, True]
+    assert draw.keeps_ink(x, 13, 13).tolist() == [True, False, False, True]
+    assert draw.keeps_ink(x, 14, 0).tolist() == [False, False, True, True]
+    assert draw.keeps_ink(x, 0, 14).tolist() == [False, True, False, True]
+
+
+def test_keeps_ink_is_exactly_the_images_shifted_leaves_whole(mnist):
+    (_, _), (x_test, _) = mnist
+    x = x_test[:300]
+    for right, down in [(0, 0), (1, 0), (0, 1), (3, 3), (6, 0), (0, 6), (6, 6), (27, 27)]:
+        whole = draw.shifted(x, right, down).sum(axis=(1, 2), dtype=int) == x.sum(axis=(1, 2), dtype=int)
+        np.testing.assert_array_equal(draw.keeps_ink(x, right, down), whole)
+    assert 0 < draw.keeps_ink(x, 6, 6).sum() < draw.keeps_ink(x, 3, 3).sum() < 300  # both kinds occur
+
+
 def png_size(b64):
     with Image.open(io.BytesIO(base64.b64decode(b64))) as im:
         assert im.format == "PNG"

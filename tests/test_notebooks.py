@@ -145,9 +145,10 @@ def test_conv_net_runs_clean_and_writes_its_final_model(executed_conv):
     dropout = re.findall(r"Dropout\(0.5\) on .*: largest \|analytic - numeric\| of dx ([\d.e+-]+);", printed)
     assert len(bn) == 2 and len(dropout) == 1 and max(float(e) for e in [*bn[0], *bn[1], *dropout]) < 1e-7
     assert "accuracy on its 100 training images 100%" in printed  # the text: all 100 classified right
-    assert "differences (table, RECIPES['conv']): {'n_train': (10000, None), 'epochs': (2, 8)}" in printed
+    kept = search.chosen(content, "conv")[0]  # section 7 reads the committed results and names the kept row
+    assert f"the row the rule keeps: {kept!r}" in printed and f"made by `{content['command']}`" in printed
     images = sum(1 for out in outputs(nb) if "image/png" in out.get("data", {}))
-    assert images == 7  # shift curves (2), by hand, mistakes, filters, feature maps (2)
+    assert images == 9  # shift curves (2), by hand, distortions, search curves, mistakes, filters, feature maps (2)
 
 
 def test_draw_runs_clean_and_shows_an_example_without_a_kernel(drawing, executed, executed_conv):
@@ -165,14 +166,20 @@ def test_draw_runs_clean_and_shows_an_example_without_a_kernel(drawing, executed
     below_h = re.search(r"the drawn H: [\d.]+%; test digits read with less confidence: ([\d.]+)%", printed)
     assert float(below_h.group(1)) > 50  # the text: a threshold rejecting H rejects most real digits
     assert re.search(r"1,000 noise images: median confidence [\d.]+%, [\d.]+% of them above 90%", printed)
-    diagonal = re.search(r"right and down:(.*)", printed).group(1)
-    accuracy = [float(a) for a in re.findall(r"\dpx (\d+\.\d)%", diagonal)]
+    table = re.findall(r"^ *\dpx +([\d,]+) +([\d.]+)% +([\d,]+) +([\d.]+)%$", printed, re.M)  # right, diagonal
+    kept = [int(row[2].replace(",", "")) for row in table]
+    accuracy = [float(row[3]) for row in table]
     assert len(accuracy) == 7 and accuracy[0] >= 98 and accuracy[-1] < 50  # the text: it collapses
+    assert kept[0] == 10000 and all(a > b for a, b in zip(kept, kept[1:])) and kept[-1] < 1000  # the count falls
+    assert re.search(rf"at 6px right and down, \d+ of those {kept[-1]} digits are \ds", printed)
     assert "the default recipe trains with augment=True: data.random_shift, up to 2 pixels" in printed
     moved, recentred = map(float, re.search(r"down: ([\d.]+)%; re-centred by to_mnist: ([\d.]+)%", printed).groups())
     assert recentred >= 90 and recentred > moved + 50 and moved < 10  # the text: below chance, re-centring saves
     worse, rest = map(float, re.search(r"re-centred, ([\d.]+)% are right .* over 10%, ([\d.]+)% of", printed).groups())
     assert worse < rest  # the text: those that lose the most ink are read the worst
+    whole, right, fixed = map(int, re.search(r"of the (\d+) that keep all their ink, (\d+) are read right moved, "
+                                             r"(\d+) re-centred", printed).groups())
+    assert 0 < whole < 100 and right < whole / 2 < fixed  # the text: lost ink is not why they fail
     figures = [out for out in outputs(drawing) if "image/png" in out.get("data", {})]
     assert len(figures) == 8  # steps, votes, weights, not-digits, shifts, the two models, their shifts, the pad
     saved = [executed[2] / "model.npz", executed_conv[1] / "conv.npz"]
@@ -185,12 +192,13 @@ def test_draw_runs_clean_and_shows_an_example_without_a_kernel(drawing, executed
            f"{model_io.saved_valid_source(better)}" in printed
     letters = dict(re.findall(r"(MLP|ConvNet): (A -> \d \([\d.]+%\), X .*)", printed))
     assert set(letters) == {"MLP", "ConvNet"}  # both models read every letter
-    by_shift = {name: [float(a) for a in re.findall(r"\dpx (\d+\.\d)%", rest)]
-                for name, rest in re.findall(r"^ *(MLP|ConvNet): (0px .*)", printed, re.M)}
-    assert len(by_shift["MLP"]) == len(by_shift["ConvNet"]) == 7
-    mlp, conv = by_shift["MLP"], by_shift["ConvNet"]
-    assert all(c > m for c, m in zip(conv, mlp)) and conv[3] > mlp[3] + 5 and conv[4] > mlp[4] + 20  # the text
-    assert max(mlp[6], conv[6]) < 20  # the text: near chance at 6 pixels
+    assert "shift   digits      MLP  ConvNet" in printed
+    by_shift = re.findall(r"^ *\dpx +([\d,]+) +([\d.]+)% +([\d.]+)%$", printed, re.M)  # digits, MLP, ConvNet
+    assert len(by_shift) == 7
+    counts = [int(n.replace(",", "")) for n, _, _ in by_shift]
+    mlp, conv = [float(m) for _, m, _ in by_shift], [float(c) for _, _, c in by_shift]
+    assert counts[0] == 2000 and all(a > b for a, b in zip(counts, counts[1:])) and counts[-1] == whole
+    assert all(c > m for c, m in zip(conv[:6], mlp[:6])) and conv[3] > mlp[3] + 5 and conv[4] > mlp[4] + 20  # the text
     recentred = re.search(r"re-centred by to_mnist: MLP ([\d.]+)%; ConvNet ([\d.]+)%", printed).groups()
     assert min(map(float, recentred)) >= 90  # the text: re-centred, both read them well again
     sure = {name: [float(q) for q in re.findall(r"-> \d \(([\d.]+)%\)", rest)] for name, rest in letters.items()}
