@@ -163,7 +163,6 @@ def search(args):
         sys.exit(f"error: --only: no ladder {unknown}; the ladders are {sorted(search.LADDERS)}")
     dataset = data.load_mnist(args.data)
     pipeline.check_dataset(dataset, paths.shown(args.data or paths.DATA_PATH))
-    ladders = {k: v for k, v in search.LADDERS.items() if not args.only or k in args.only}
     command = "python -m helpers " + " ".join(args.argv)
     if args.final:
         run = search.final(dataset, args.final, seed=args.seeds[0], save=args.save, db_path=args.db,
@@ -171,7 +170,7 @@ def search(args):
         print(f"{args.final}: test accuracy {run['metrics']['test_accuracy']:.4f} (final model, test set measured "
               f"once), {run['metrics']['train_seconds']:.1f} s of training; results in {paths.shown(args.results)}")
         return
-    search.search(dataset, ladders=ladders, seeds=tuple(dict.fromkeys(args.seeds)), db_path=args.db,
+    search.search(dataset, seeds=tuple(dict.fromkeys(args.seeds)), only=args.only, db_path=args.db,
                   results_path=args.results, dataset_name="mnist" if args.data is None else str(args.data),
                   processes=args.processes, command=command, progress=not args.quiet)
     print(f"results written to {paths.shown(args.results)}, runs in {paths.shown(args.db)}")
@@ -227,7 +226,8 @@ def main(argv=None):
     p.set_defaults(func=report)
     p = sub.add_parser("search", help="train the candidate recipes of search.py with paired seeds (hours; "
                        "resumable: runs already in its database are not trained again)")
-    p.add_argument("--only", nargs="+", metavar="LADDER", help="only these ladders (default: all)")
+    p.add_argument("--only", nargs="+", metavar="LADDER",
+                   help="train only these ladders (default: all; the results file keeps every ladder)")
     p.add_argument("--seeds", type=_positive(0), nargs="+", default=[0, 1], help="seeds (default: 0 1)")
     p.add_argument("--processes", type=_positive(1, 8), default=2, help="runs side by side (default: 2)")
     p.add_argument("--data", help="an .npz or a folder of IDX files (default: data/mnist.npz)")

@@ -100,19 +100,32 @@ def _commit():
         return "unknown (not a git checkout)"
 
 
+def _recipe_key(config):
+    return json.dumps({k: v for k, v in json.loads(json.dumps(config)).items() if k not in ("seed", "final")},
+                      sort_keys=True)
+
+
 def results(ladders, seeds, found, command, commit):
-    """The results file's content: every row of every ladder with its runs found so far."""
+    """The results file's content: every row of every ladder with every run found for it so far, whatever
+    seeds this search trained (seeds: the ones it trains; the file lists every seed found)."""
+    by_recipe = {}  # recipe -> {seed: run} of the validated (not final) runs found
+    for key, run in found.items():
+        config = json.loads(key)
+        if not config.get("final"):
+            by_recipe.setdefault(_recipe_key(config), {})[config["seed"]] = run
     out = {"command": command, "commit": commit,
            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-           "seeds": list(seeds), "split": "trained on the first 50,000 training images, validated on the last 10,000",
+           "seeds": [], "split": "trained on the first 50,000 training images, validated on the last 10,000",
            "ladders": {}}
     for family, ladder in ladders.items():
         rows = []
         for name, base, changes, recipe in recipes(ladder):
-            runs = [{"seed": s, **found[_key(recipe, s)]} for s in seeds if _key(recipe, s) in found]
+            runs = [{"seed": s, **r} for s, r in sorted(by_recipe.get(_recipe_key(recipe), {}).items())]
             rows.append(dict(name=name, base=base, changes=changes, recipe=recipe, runs=runs))
         out["ladders"][family] = rows
+    out["seeds"] = sorted({run["seed"] for ladder in out["ladders"].values() for row in ladder for run in row["runs"]}
+                          | set(seeds))
     out["finals"] = finals(out, found)
     return out
 
@@ -156,22 +169,24 @@ def write_results(path, content):
     os.replace(tmp, path)
 
 
-def search(dataset, *, ladders=None, seeds=SEEDS, db_path=None, results_path=None, dataset_name="mnist",
+def search(dataset, *, ladders=None, seeds=SEEDS, only=None, db_path=None, results_path=None, dataset_name="mnist",
            processes=2, command="python -m helpers search", progress=True):
-    """Train every run of ladders not yet in db_path, write each as it ends, and the results file after
-    each; return the results. Runs go side by side (experiments.py: one process, one BLAS thread each)."""
+    """Train every run of ladders (only: of these ladders' names) not yet in db_path, write each as it ends,
+    and the results file, which holds every ladder, after each; return the results. Runs go side by side
+    (experiments.py: one process, one BLAS thread each)."""
     ladders = LADDERS if ladders is None else ladders
     db_path = paths.SEARCH_DB_PATH if db_path is None else db_path
     results_path = paths.SEARCH_RESULTS if results_path is None else results_path
     found, commit = done_runs(db_path, dataset_name), _commit()  # the code that runs: files may change meanwhile
     jobs, seen = [], set(found)
     for family, ladder in ladders.items():
-        for name, _, _, recipe in recipes(ladder):
+        for name, _, _, recipe in recipes(ladder) if only is None or family in only else ():
             for seed in seeds:
                 if _key(recipe, seed) not in seen:
                     seen.add(_key(recipe, seed))
                     jobs.append((recipe, dataset[0], seed, f"{family}: {name}", True))
-    total = sum(len(recipes(ladder)) for ladder in ladders.values()) * len(seeds)
+    trained = [ladder for family, ladder in ladders.items() if only is None or family in only]
+    total = sum(len(recipes(ladder)) for ladder in trained) * len(seeds)
     write_results(results_path, results(ladders, seeds, found, command, commit))
     if jobs:
         db.check_writable(db_path)

@@ -163,3 +163,16 @@ def test_the_shipped_recipes_are_the_ones_the_committed_results_choose():
     for family in ("conv", "conv-long"):
         name, recipe = search.chosen(content, family)
         assert json.loads(json.dumps(pipeline.RECIPES[family])) == recipe, (family, name)
+
+
+def test_training_one_ladder_or_other_seeds_keeps_every_ladder_and_seed_in_the_results(mnist, tmp_path):
+    ladders = {**LADDERS, "other": [("o", None, {**TINY, "lr": 0.2})]}
+    search.search(mnist, ladders=ladders, seeds=(0,), db_path=tmp_path / "s.db", results_path=tmp_path / "r.json",
+                  processes=1, progress=False)
+    out = search.search(mnist, ladders=ladders, seeds=(1,), only=["other"], db_path=tmp_path / "s.db",
+                        results_path=tmp_path / "r.json", processes=1, progress=False)
+    assert _count(tmp_path / "s.db") == 5  # 4 rows with seed 0, then only "other" with seed 1
+    written = search.load(tmp_path / "r.json")
+    assert written["seeds"] == [0, 1] and written["ladders"] == json.loads(json.dumps(out["ladders"]))
+    assert [[r["seed"] for r in row["runs"]] for row in written["ladders"]["tiny"]] == [[0], [0], [0]]
+    assert [r["seed"] for r in written["ladders"]["other"][0]["runs"]] == [0, 1]
