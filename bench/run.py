@@ -111,8 +111,7 @@ def main():
     plot_path = args.out.with_name("BENCHMARKS_scaling.png")
     plot_scaling(widths, batches, scale, plot_path)
     step("7. the convolutional network")
-    conv_times, conv_ratios = conv_speed.speed(X, y, args.repeats)
-    conv_shares = conv_speed.where_the_time_goes(X, y, max(2, args.repeats // 2))
+    conv_speed_lines = conv_speed.measure_speed(X, y, X_test, args.repeats)
     conv_runs = {name: time_to_accuracy(dataset, name, conv_speed.THRESHOLDS)
                  for name in ("conv",) + (() if args.skip_conv_long else ("conv-long",))}
 
@@ -230,7 +229,7 @@ def main():
     L += ["", "| batch size | " + " | ".join(str(b) for b in batches) + " |", "| --- |" + " --- |" * len(batches)]
     L += [f"| {k} | " + " | ".join(f"{t:.2f}" for t in v) + " |" for k, v in scale["batch"].items()]
     L += ["", f"![Epoch time against width and batch size]({plot_path.name})", ""]
-    L += conv_speed.report(conv_times, conv_ratios, conv_shares, args.repeats, conv_runs) + [""]
+    L += conv_speed.report(conv_speed_lines, conv_runs) + [""]
     args.out.write_text("\n".join(L))
     step(f"wrote {args.out} and {plot_path}")
 

@@ -13,7 +13,7 @@ moved s pixels at a time over an input padded by p zeros: (h + 2p - k) // s + 1.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .layers import Layer, _check_int, _check_x, init_weights
+from .layers import Layer, _check_int, _check_x, column_sums, init_weights
 
 
 def out_size(h, k, p=0, s=1):
@@ -103,7 +103,7 @@ class Conv2D(Layer):
         k, p = self.k, self.padding
         _, c_out, ho, wo = dout.shape
         d = dout.transpose(0, 2, 3, 1).reshape(n * ho * wo, c_out)  # rows in the order of self.cols
-        self.grads = [self.cols.T @ d, d.sum(axis=0)]  # as a dense layer's, with im2col rows as samples
+        self.grads = [self.cols.T @ d, column_sums(d)]  # as a dense layer's, with im2col rows as samples
         if not self.input_grad:
             return None
         # dloss/dcols = d W^T, as one batched product over the k*k kernel offsets, so that the gradient

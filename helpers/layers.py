@@ -24,6 +24,13 @@ def _check_int(name, value, low):
     return int(value)
 
 
+def column_sums(a):
+    """a (m, c) -> (c,), the sum of each column, as a BLAS product ones @ a: 16 times faster than
+    a.sum(axis=0) on a conv layer's (73728, 16) gradient (0.10 against 1.57 ms), whose few columns
+    NumPy's pairwise summation walks with a stride."""
+    return np.ones(len(a), a.dtype) @ a
+
+
 def _check_x(name, x, ndim, channels):
     if x.ndim != ndim or x.shape[1] != channels:
         want = "(n, {}, h, w)" if ndim == 4 else "(n, {})"
@@ -81,7 +88,7 @@ class Dense(Layer):
         return out
 
     def backward(self, dout):
-        self.grads = [self.x.T @ dout, dout.sum(axis=0)]
+        self.grads = [self.x.T @ dout, dout.sum(axis=0)]  # as nn.MLP sums it, so that the two agree bit for bit
         return dout @ self.W.T if self.input_grad else None
 
 
@@ -119,15 +126,18 @@ class Tanh(Activation):
 class Flatten(Layer):
     """(n, c, h, w) -> (n, c*h*w), in NCHW order (channel by channel); backward restores the shape."""
 
-    cache, kind = ("x_shape",), "flatten"
+    cache, kind = ("like",), "flatten"
 
     def forward(self, x, train=True):
-        if train:
-            self.x_shape = x.shape
+        self.like = x if train else None  # backward's dx takes x's memory order
         return x.reshape(len(x), -1)
 
     def backward(self, dout):
-        return dout.reshape(self.x_shape)
+        # in x's memory order (NHWC after a convolution), the order the layers before it read: an NCHW
+        # dout made the max-pooling backward before it 7 times slower (1.18 against 0.16 ms, (128, 32, 8, 8))
+        dx = np.empty_like(self.like, dout.dtype)
+        dx[...] = dout.reshape(dx.shape)
+        return dx
 
 
 class Dropout(Layer):
@@ -181,7 +191,7 @@ class BatchNorm(Layer):
     the compact form (since sum_rows(x_hat) = 0 and d var / dx_i = 2 (x_i - mu) / m).
     """
 
-    cache, kind = ("x_hat", "s", "_ones"), "batchnorm"
+    cache, kind = ("x_hat", "s"), "batchnorm"
 
     def __init__(self, c, momentum=0.1, eps=1e-5, dtype=np.float32):
         self.c = _check_int("BatchNorm: c", c, 1)
@@ -206,20 +216,15 @@ class BatchNorm(Layer):
         n, c, h, w = x.shape if x.ndim == 4 else (0, 0, 0, 0)
         return rows if x.ndim == 2 else rows.reshape(n, h, w, c).transpose(0, 3, 1, 2)
 
-    def _sum(self, a):  # column sums as a BLAS product, ones @ a: 3-6x faster than a.sum(axis=0) on few columns
-        if getattr(self, "_ones", None) is None or self._ones.shape != a.shape[:1] or self._ones.dtype != a.dtype:
-            self._ones = np.ones(len(a), a.dtype)
-        return self._ones @ a
-
     def forward(self, x, train=True):
         if x.ndim not in (2, 4) or x.shape[1] != self.c:
             raise ValueError(f"BatchNorm: x must have shape (n, {self.c}) or (n, {self.c}, h, w), got {x.shape}")
         rows = self._rows(x)
         if train:
             m, r = len(rows), self.momentum
-            mu = self._sum(rows) / m
+            mu = column_sums(rows) / m
             xc = rows - mu
-            var = self._sum(np.square(xc)) / m
+            var = column_sums(np.square(xc)) / m
             self.buffers["mean"] += r * (mu - self.buffers["mean"])
             self.buffers["var"] += r * (var * (m / max(m - 1, 1)) - self.buffers["var"])
         else:
@@ -237,7 +242,7 @@ class BatchNorm(Layer):
         g = self._rows(dout)
         m, x_hat = len(g), self.x_hat
         g_x_hat = g * x_hat
-        self.grads = [self._sum(g_x_hat), self._sum(g)]  # dgamma, dbeta
+        self.grads = [column_sums(g_x_hat), column_sums(g)]  # dgamma, dbeta
         if not self.input_grad:
             return None
         dgamma, dbeta = self.grads

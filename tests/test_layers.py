@@ -192,6 +192,40 @@ def test_every_layer_computes_in_its_dtype(make, shape, dtype):
     assert all(p.dtype == dtype for p in layer.params) and all(b.dtype == dtype for b in layer.buffers.values())
 
 
+def _nhwc(a):
+    return a.transpose(0, 2, 3, 1).flags.c_contiguous  # an NCHW view of channels-last memory
+
+
+def _spy(f, name, seen):
+    def spy(*args, **kw):
+        out = f(*args, **kw)
+        seen.append((name, args[0], out))
+        return out
+    return spy
+
+
+def test_every_image_array_between_layers_is_channels_last_forward_and_backward():
+    """The layers read and write NHWC memory; one NCHW array between them costs a strided pass (Flatten's
+    gradient in NCHW order made the max-pooling backward before it 7 times slower)."""
+    from helpers.convnet import ConvNet
+
+    model = ConvNet(channels=(4, 6), hidden=8, batchnorm=True, dropout=0.3)
+    seen = []
+    for layer in model.layers:
+        for which in ("forward", "backward"):
+            setattr(layer, which, _spy(getattr(layer, which), f"{layer!r}.{which}", seen))
+    model.loss_grads_and_output(rand(5, 784).astype(np.float32), np.eye(10, dtype=np.float32)[[1, 2, 3, 4, 5]])
+    images = [(name, a) for name, x, out in seen for a in (x, out) if a is not None and a.ndim == 4 and a.shape[1] > 1]
+    assert {name for name, _ in images} >= {"Flatten().backward", "MaxPool2D(2).backward", "BatchNorm(6).forward"}
+    assert all(_nhwc(a) for _, a in images), [name for name, a in images if not _nhwc(a)]
+
+
+def test_column_sums_are_the_sums_of_the_columns():
+    a = rand(1000, 7)
+    np.testing.assert_allclose(layers.column_sums(a), a.sum(axis=0), rtol=1e-12)
+    assert layers.column_sums(a.astype(np.float32)).dtype == np.float32
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda: conv.Conv2D(0, 4, 3), "c_in must be an integer >= 1"),
     (lambda: conv.Conv2D(1, 4, 2.5), "k must be an integer >= 1"),
