@@ -14,7 +14,7 @@ execute = dir=$$(mktemp -d) && $(BIN)/jupyter nbconvert --to notebook --execute 
 # Every JupyterLab started from .venv (make lab, or .venv/bin/jupyter lab) reads its app settings here.
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 
-.PHONY: run test lint e2e bench long clean lab
+.PHONY: run test lint e2e bench bench-conv long clean lab
 
 run: $(VENV)/.run-deps $(LAB_OVERRIDES)
 	$(call execute,notebooks/Neural_net.ipynb)
@@ -45,8 +45,11 @@ $(VENV)/.e2e-deps: requirements-e2e.txt $(VENV)/.dev-deps
 lint: $(VENV)/.dev-deps
 	$(BIN)/ruff check helpers tests notebooks bench tools
 
-bench: bench/.venv/.deps  # writes BENCHMARKS.md (about 50 minutes: it trains the long recipes; not part of make test)
+bench: bench/.venv/.deps  # writes BENCHMARKS.md (it trains the default and long recipes; not part of make test)
 	bench/.venv/bin/python bench/run.py
+
+bench-conv: bench/.venv/.deps  # rewrites section 7 of BENCHMARKS.md only: the ConvNets against PyTorch (trains nothing)
+	bench/.venv/bin/python bench/conv_speed.py
 
 bench/.venv/.deps: requirements.txt bench/requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "Python 3.10+ needed"; exit 1; }

@@ -1,6 +1,6 @@
 """Section 7 of BENCHMARKS.md: helpers' ConvNets against the same networks in PyTorch, where their time
-goes, what each optimisation bought, and (from run.py's time_to_accuracy) how long the conv recipes
-take to reach 99.0%, 99.3%, 99.5% and 99.6% validation.
+goes, what each optimisation bought, and (from the search's results file) how long the chosen conv
+recipes take to reach 99.0%, 99.3%, 99.5% and 99.6% validation, and their final models' test accuracy.
 
 Two architectures (ARCHS): the conv recipe's ConvNet() (conv 5x5 1->16, ReLU, max-pool 2, conv 5x5
 16->32, ReLU, max-pool 2, 512->128->10) and conv-long's with batch norm and dropout (conv 5x5 1->32
@@ -10,7 +10,8 @@ machine's threads. helpers and PyTorch take turns round by round (a round: ROUND
 same images), so that the machine's slow and fast spells cancel in each round's ratio.
 
     python bench/conv_speed.py [--repeats 7] [--out BENCHMARKS.md]
-rewrites only the speed part of section 7 (between its markers) in --out; `make bench` writes all of it.
+rewrites section 7 (between its markers) in --out, as `make bench` writes it: it trains nothing (about
+8 minutes); the time to accuracy comes from the search's committed results file.
 """
 import argparse
 import contextlib
@@ -21,10 +22,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from common import BATCH, THREADS, accuracy_row, fmt, verdict
+from common import BATCH, THREADS, fmt, verdict
 from numpy.lib.stride_tricks import sliding_window_view
 
-from helpers import conv, data, layers, paths, sequential, training
+from helpers import conv, data, layers, paths, search, sequential, training
 from helpers.convnet import ConvNet
 
 ROUND = 25  # batches per turn
@@ -33,7 +34,7 @@ TARGETS = {"conv": (0.9945, 180), "conv-long": (0.996, 1800)}  # test accuracy w
 SPEED_TARGET = 1.25  # helpers' time per batch at most this many times PyTorch's, for both architectures
 ARCHS = {"conv": {}, "conv-long, batch norm, dropout 0.4": dict(channels=(32, 64), hidden=256, batchnorm=True,
                                                                dropout=0.4)}
-BEGIN, END = "<!-- conv speed: bench/conv_speed.py -->", "<!-- end of conv speed -->"
+BEGIN, END = "<!-- section 7: python bench/conv_speed.py rewrites what follows -->", "<!-- end of section 7 -->"
 
 
 def torch_twin(model):
@@ -283,7 +284,6 @@ def speed_report(times, predicted, shares, ablated, repeats, peak):
     import torch
 
     lines = [
-        BEGIN,
         f"Written by `python bench/conv_speed.py --repeats {repeats}` on {time.strftime('%Y-%m-%d')} "
         f"({platform.machine()}, {THREADS} threads for NumPy's BLAS and PyTorch {torch.__version__}; this run's "
         f"float32 matrix-multiply peak {fmt(peak, 'GFLOP/s', 0)}, which says how busy the shared machine was). "
@@ -317,7 +317,7 @@ def speed_report(times, predicted, shares, ablated, repeats, peak):
               "(the old way is in this file), all variants taking turns in every repeat:", "",
               "| variant | ms per batch | relative to current |", "| --- | --- | --- |"]
     lines += [f"| {name} | {_ms(v)} | {statistics.median(v) / base:.2f}x |" for name, v in ablated.items()]
-    return lines + [END]
+    return lines
 
 
 def measure_speed(X, y, X_test, repeats):
@@ -332,27 +332,46 @@ def measure_speed(X, y, X_test, repeats):
     return speed_report(times, predicted, shares, ablated, repeats, peak)
 
 
-def report(speed_lines, runs):
-    """Section 7's markdown lines. runs: {recipe name: (final run, {threshold: seconds or None})}."""
-    lines = ["## 7. The convolutional network (Conv_net.ipynb): against PyTorch, and time to accuracy", "",
-             *speed_lines, "",
-             "Time to accuracy, as in section 3: training seconds on 50,000 images until the validation accuracy, "
-             "measured after each epoch, first reaches a threshold; then the final model on all 60,000 images, "
-             "measured once on the test set.",
-             "",
-             "| recipe | " + " | ".join(f"valid {t:.1%}" for t in THRESHOLDS) + " | final model: test accuracy | "
-             "final model: training seconds |",
-             "| --- |" + " --- |" * (len(THRESHOLDS) + 2)]
-    lines += [accuracy_row(name, run, first) for name, (run, first) in runs.items()]
+def accuracy_from_search(content):
+    """Section 7's time-to-accuracy lines, from the search's results file (content: search.load()): for the
+    row each ladder's rule keeps, the training seconds of each seed's run until its validation accuracy
+    first reaches each threshold, and the final model of its recipe (seed 0), measured once on the test set."""
+    lines = [
+        "Time to accuracy, from the search's results file (`results/search.json`, written by "
+        f"`{content['command']}` at commit {content['commit']}, {content['date']}): for the row of each ladder "
+        "that the search's rule keeps, the training seconds on 50,000 images until the validation accuracy, "
+        "measured after each epoch, first reaches each threshold, seed 0 / seed 1 (the search trains two runs "
+        "side by side, one BLAS thread each); then the recipe's final model, on all 60,000 images with every "
+        "thread (`python -m helpers search --final NAME`), measured once on the test set.",
+        "",
+        "| recipe (row kept) | " + " | ".join(f"valid {t:.1%}" for t in THRESHOLDS) +
+        " | final model: test accuracy | final model: training seconds |",
+        "| --- |" + " --- |" * (len(THRESHOLDS) + 2)]
     targets = []
-    for name, (accuracy, seconds) in TARGETS.items():
-        if name not in runs:
-            targets.append(f"{name}: not run in this benchmark")
+    for family, (accuracy, seconds) in TARGETS.items():
+        kept, _ = search.chosen(content, family)
+        runs = next(row["runs"] for row in content["ladders"][family] if row["name"] == kept)
+        cells = []
+        for t in THRESHOLDS:
+            firsts = [next((f"{s:.0f} s" for a, s in zip(r["history"]["valid_acc"], r["history"]["seconds"])
+                            if a >= t), "not reached") for r in runs]
+            cells.append(" / ".join(firsts))
+        final = content.get("finals", {}).get(f"{family}, seed 0")
+        if final:
+            result = f"{final['test_accuracy']:.2%} | {final['train_seconds']:.0f}"
+            ok = final["test_accuracy"] >= accuracy and final["train_seconds"] <= seconds
+            targets.append(f"{family} at least {accuracy:.2%} within {seconds / 60:.0f} minutes: {verdict(ok)}")
         else:
-            run = runs[name][0]
-            ok = run["metrics"]["test_accuracy"] >= accuracy and run["history"]["seconds"][-1] <= seconds
-            targets.append(f"{name} at least {accuracy:.2%} within {seconds / 60:.0f} minutes: {verdict(ok)}")
+            result = "not trained yet | "
+            targets.append(f"{family}: its final model is not trained yet")
+        lines.append(f"| {family} ({kept}) | " + " | ".join(cells) + f" | {result} |")
     return lines + ["", "Targets (final model, test set once): " + "; ".join(targets) + "."]
+
+
+def section(X, y, X_test, repeats):
+    """Section 7's markdown lines, between its markers: speed measured here, accuracy from the search's file."""
+    return ["## 7. The convolutional network (Conv_net.ipynb): against PyTorch, and time to accuracy", "",
+            BEGIN, *measure_speed(X, y, X_test, repeats), "", *accuracy_from_search(search.load()), END]
 
 
 def main():
@@ -364,9 +383,9 @@ def main():
     if text.count(BEGIN) != 1 or text.count(END) != 1:
         raise SystemExit(f"error: {args.out}: needs one {BEGIN} and one {END} (run `make bench` to write it whole)")
     (x_train, y_train), (x_test, _) = data.load_mnist()
-    lines = measure_speed(data.flatten(x_train), y_train, data.flatten(x_test), args.repeats)
+    lines = section(data.flatten(x_train), y_train, data.flatten(x_test), args.repeats)
     head, rest = text.split(BEGIN)
-    args.out.write_text(head + "\n".join(lines) + rest.split(END, 1)[1])
+    args.out.write_text(head + "\n".join(lines[lines.index(BEGIN):]) + rest.split(END, 1)[1])
     print("\n".join(lines))
 
 

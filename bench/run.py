@@ -1,12 +1,13 @@
 """Benchmarks: helpers side by side with PyTorch, scikit-learn and a NumPy peer; writes BENCHMARKS.md.
 
-Run with `make bench` (installs bench/requirements.txt into bench/.venv; 51 minutes in the last
-run, of which the conv-long recipe took about half). Sections 1, 2 and 6 are in mlp_speed.py, section 7 (the
-convolutional network) in conv_speed.py, what they share in common.py; this file runs them all
-and writes sections 3 to 5. Every comparison runs in this one process, interleaved repeat by
-repeat, and is reported as the median over repeats with min and max, and as a ratio.
+Run with `make bench` (installs bench/requirements.txt into bench/.venv). It trains the default and
+long recipes; section 7's time to accuracy is read from the search's results file, not trained again.
+Sections 1, 2 and 6 are in mlp_speed.py, section 7 (the convolutional network) in conv_speed.py, what
+they share in common.py; this file runs them all and writes sections 3 to 5. Every comparison runs in
+this one process, interleaved repeat by repeat, and is reported as the median over repeats with min
+and max, and as a ratio.
 
-    python bench/run.py [--repeats 5] [--skip-long] [--skip-conv-long] [--out BENCHMARKS.md]
+    python bench/run.py [--repeats 5] [--skip-long] [--out BENCHMARKS.md]
 """
 import argparse
 import platform
@@ -82,7 +83,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="repeats of every timing (default 5)")
     parser.add_argument("--skip-long", action="store_true", help="skip the long recipe (about 15 minutes)")
-    parser.add_argument("--skip-conv-long", action="store_true", help="skip the conv-long recipe (about 30 minutes)")
     parser.add_argument("--out", type=Path, default=paths.ROOT / "BENCHMARKS.md", help="report to write")
     args = parser.parse_args()
     import sklearn
@@ -111,9 +111,7 @@ def main():
     plot_path = args.out.with_name("BENCHMARKS_scaling.png")
     plot_scaling(widths, batches, scale, plot_path)
     step("7. the convolutional network")
-    conv_speed_lines = conv_speed.measure_speed(X, y, X_test, args.repeats)
-    conv_runs = {name: time_to_accuracy(dataset, name, conv_speed.THRESHOLDS)
-                 for name in ("conv",) + (() if args.skip_conv_long else ("conv-long",))}
+    conv_section = conv_speed.section(X, y, X_test, args.repeats)
 
     ours = statistics.median(times[Helpers.name])
     flops = epoch_flops(len(X))
@@ -229,7 +227,7 @@ def main():
     L += ["", "| batch size | " + " | ".join(str(b) for b in batches) + " |", "| --- |" + " --- |" * len(batches)]
     L += [f"| {k} | " + " | ".join(f"{t:.2f}" for t in v) + " |" for k, v in scale["batch"].items()]
     L += ["", f"![Epoch time against width and batch size]({plot_path.name})", ""]
-    L += conv_speed.report(conv_speed_lines, conv_runs) + [""]
+    L += conv_section + [""]
     args.out.write_text("\n".join(L))
     step(f"wrote {args.out} and {plot_path}")
 
