@@ -43,12 +43,13 @@ LADDERS = {
         ("dropout 0.3", "batch norm, 10 epochs", dict(dropout=0.3)),
         ("lr 0.1", "batch norm, 10 epochs", dict(lr=0.1)),
     ],
-    "conv-long": [
+    "conv-long": [  # the last two rows were planned on "batch norm"; it did not pass the rule, so before
+        # they were trained they were put on the row it keeps, where a change can still count
         ("conv-long today", None, START["conv-long"]),
         ("affine augmentation", "conv-long today", dict(augment="affine")),
         ("batch norm", "affine augmentation", dict(batchnorm=True)),
-        ("dropout 0.4", "batch norm", dict(dropout=0.4)),
-        ("40 epochs", "dropout 0.4", dict(epochs=40)),
+        ("dropout 0.4", "affine augmentation", dict(dropout=0.4)),
+        ("40 epochs", "affine augmentation", dict(epochs=40)),
     ],
 }
 SEEDS = (0, 1)
