@@ -2,10 +2,11 @@
 goes, what each optimisation bought, and (from the search's results file) how long the chosen conv
 recipes take to reach 99.0%, 99.3%, 99.5% and 99.6% validation, and their final models' test accuracy.
 
-Two architectures (ARCHS): the conv recipe's ConvNet() (conv 5x5 1->16, ReLU, max-pool 2, conv 5x5
-16->32, ReLU, max-pool 2, 512->128->10) and conv-long's with batch norm and dropout (conv 5x5 1->32
-and 32->64, each followed by batch norm; 1024->256 with batch norm and dropout 0.4). The PyTorch twin
-is built from the same layer specs. SGD with momentum 0.9, batches of 128, float32, both on the
+Three architectures (ARCHS): the conv recipe's ConvNet() (conv 5x5 1->16, ReLU, max-pool 2, conv 5x5
+16->32, ReLU, max-pool 2, 512->128->10), conv-long's (32 and 64 channels, 1024->256->10), and
+conv-long's with batch norm after every conv and hidden dense layer and dropout 0.4 (the layers the
+search tried; a step with batch norm is not split over threads, parallel.py). The PyTorch twin is
+built from the same layer specs. SGD with momentum 0.9, batches of 128, float32, both on the
 machine's threads. helpers and PyTorch take turns round by round (a round: ROUND batches each, the
 same images), so that the machine's slow and fast spells cancel in each round's ratio.
 
@@ -25,15 +26,15 @@ import numpy as np
 from common import BATCH, THREADS, fmt, verdict
 from numpy.lib.stride_tricks import sliding_window_view
 
-from helpers import conv, data, layers, paths, search, sequential, training
+from helpers import conv, data, layers, parallel, paths, search, sequential, training
 from helpers.convnet import ConvNet
 
 ROUND = 25  # batches per turn
 THRESHOLDS = (0.99, 0.993, 0.995, 0.996)  # validation accuracies timed
 TARGETS = {"conv": (0.9945, 180), "conv-long": (0.996, 1800)}  # test accuracy within seconds of training
-SPEED_TARGET = 1.25  # helpers' time per batch at most this many times PyTorch's, for both architectures
-ARCHS = {"conv": {}, "conv-long, batch norm, dropout 0.4": dict(channels=(32, 64), hidden=256, batchnorm=True,
-                                                               dropout=0.4)}
+SPEED_TARGET = 1.25  # helpers' time per batch at most this many times PyTorch's, for every architecture
+ARCHS = {"conv": {}, "conv-long": dict(channels=(32, 64), hidden=256),
+         "conv-long + batch norm, dropout 0.4": dict(channels=(32, 64), hidden=256, batchnorm=True, dropout=0.4)}
 BEGIN, END = "<!-- section 7: python bench/conv_speed.py rewrites what follows -->", "<!-- end of section 7 -->"
 
 
@@ -69,12 +70,13 @@ def _rounds(X, y, kw):
     Y = data.one_hot(y[:n], 10, np.float32)
     model = ConvNet(seed=0, **kw)
     sgd = training.SGD(model.params, momentum=0.9)
+    step = parallel.step_for(model, np.random.default_rng(0))  # fit's step: split over threads if it can be
     net = torch_twin(model)
     opt, loss_fn = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9), torch.nn.CrossEntropyLoss()
 
     def helpers_round():
         for i in range(0, n, BATCH):
-            _, grads, _ = model.loss_grads_and_output(X[i:i + BATCH], Y[i:i + BATCH])
+            _, grads, _ = step(X[i:i + BATCH], Y[i:i + BATCH])
             sgd.step(grads, 0.05)
 
     def torch_round():
@@ -253,17 +255,20 @@ def ablations(X, y, repeats):
     Y = data.one_hot(y[:n], 10, np.float32)
     X64, Y64 = X[:n].astype(np.float64), Y.astype(np.float64)
 
-    def run(model, X, Y):
+    def run(model, X, Y, split=True):
         sgd = training.SGD(model.params, momentum=0.9)
+        step = parallel.step_for(model, np.random.default_rng(0)) if split else model.loss_grads_and_output
 
         def go():
             for i in range(0, n, BATCH):
-                _, grads, _ = model.loss_grads_and_output(X[i:i + BATCH], Y[i:i + BATCH])
+                _, grads, _ = step(X[i:i + BATCH], Y[i:i + BATCH])
                 sgd.step(grads, 0.05)
         return go
 
     variants = {"current code": ([], run(ConvNet(seed=0), X, Y))}
     variants.update({name: (pairs, run(ConvNet(seed=0), X, Y)) for name, pairs in VARIANTS.items()})
+    variants["the batch in one thread, BLAS's threads only (instead of split over the cores, parallel.py)"] = (
+        [], run(ConvNet(seed=0), X, Y, split=False))
     variants["float64 (instead of float32)"] = ([], run(ConvNet(seed=0, dtype=np.float64), X64, Y64))
     times = {name: [] for name in variants}
     for r in range(repeats + 1):
@@ -309,7 +314,8 @@ def speed_report(times, predicted, shares, ablated, repeats, peak):
                      f"{verdict(r >= 1)} |")
     names = list(shares)
     parts = sorted({p for s in shares.values() for p in s}, key=lambda p: -max(s.get(p, 0) for s in shares.values()))
-    lines += ["", "Where helpers' training step spends its time (each layer's calls timed while training):", "",
+    lines += ["", "Where helpers' training step spends its time (each layer's calls timed while training, the "
+              "batch in one thread):", "",
               "| part | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     lines += [f"| {p} | " + " | ".join(f"{shares[n].get(p, 0):.0%}" for n in names) + " |" for p in parts]
     base = statistics.median(ablated["current code"])

@@ -16,6 +16,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import parallel
 from .augment import random_affine
 from .data import one_hot, random_shift
 
@@ -171,6 +172,7 @@ def fit(model, x_train, y_train, x_valid=None, y_valid=None, *, epochs=10, batch
     history = {k: [] for k in ("epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "seconds")}
     shifted = np.empty_like(x_train) if distort else None  # one buffer for every epoch's changed images
     predicted = np.empty(n, np.intp)
+    train_step = parallel.step_for(model, rng)  # split over the cores' threads where the model allows
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch")
     for epoch in bar:
         t0 = time.perf_counter()
@@ -182,7 +184,7 @@ def fit(model, x_train, y_train, x_valid=None, y_valid=None, *, epochs=10, batch
                 # Each batch is gathered by index: the same speed as one shuffled copy of the whole
                 # set per epoch, within the noise (BENCHMARKS.md), without a 188 MB copy per epoch.
                 idx = perm[i:i + batch_size]
-                loss, grads, out = model.loss_grads_and_output(X[idx], Y_train[idx])  # training mode
+                loss, grads, out = train_step(X[idx], Y_train[idx])  # training mode
                 if not math.isfinite(loss):
                     raise TrainingDiverged(f"the loss became {loss} at epoch {epoch}, batch {i // batch_size + 1}: "
                                            f"try a smaller learning rate than {lr}")
@@ -199,6 +201,7 @@ def fit(model, x_train, y_train, x_valid=None, y_valid=None, *, epochs=10, batch
             history[key].append(value)
         shown = dict(loss=f"{row[1]:.4f}", acc=f"{row[2]:.4f}")
         bar.set_postfix(shown if x_valid is None else {**shown, "valid_acc": f"{valid_acc:.4f}"})
+    train_step.close()
     # The loss is checked before each step, so a blow-up on the very last step would go unseen.
     if not all(np.isfinite(p).all() for p in model.params):
         raise TrainingDiverged(f"some weights are not finite after epoch {epochs}: "
