@@ -147,8 +147,12 @@ def test_conv_net_runs_clean_and_writes_its_final_model(executed_conv):
     assert "accuracy on its 100 training images 100%" in printed  # the text: all 100 classified right
     kept = search.chosen(content, "conv")[0]  # section 7 reads the committed results and names the kept row
     assert f"the row the rule keeps: {kept!r}" in printed and f"made by `{content['command']}`" in printed
+    long_kept = search.chosen(content, "conv-long")[0]
+    assert f"the row the rule keeps: {long_kept!r}, validation" in printed
+    long_final = content["finals"]["conv-long, seed 0"]  # section 8 reads conv-long's final model from the file
+    assert f"test accuracy {long_final['test_accuracy']:.2%} +- " in printed
     images = sum(1 for out in outputs(nb) if "image/png" in out.get("data", {}))
-    assert images == 9  # shift curves (2), by hand, distortions, search curves, mistakes, filters, feature maps (2)
+    assert images == 10  # shift curves (2), by hand, distortions, search curves (2), mistakes, filters, maps (2)
 
 
 def test_draw_runs_clean_and_shows_an_example_without_a_kernel(drawing, executed, executed_conv):
