@@ -294,6 +294,7 @@ def table(content, family):
             spread = max(max(d.values()) - min(d.values()) for d in (acc, base))
             same_sign = all(d > 0 for d in diffs) or all(d < 0 for d in diffs)
             out.update({"change": np.mean(diffs), "change min": min(diffs), "change max": max(diffs),
-                        "beyond spread": "yes" if same_sign and abs(np.mean(diffs)) > spread else "no"})
+                        # larger by more than float rounding: a mean change equal to the spread is no result
+                        "beyond spread": "yes" if same_sign and abs(np.mean(diffs)) > spread + 1e-9 else "no"})
         rows.append(out)
     return pd.DataFrame(rows).set_index("idea").round(3)

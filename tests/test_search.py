@@ -94,11 +94,15 @@ def test_the_table_pairs_the_seeds_and_says_when_a_change_is_within_the_spread()
         return dict(name=name, base=base, changes={}, recipe={"epochs": 1},
                     runs=[dict(seed=s, valid_accuracy=a, train_seconds=60.0) for s, a in enumerate(accs)])
     content = {"seeds": [0, 1], "ladders": {"f": [row("a", None, [0.990, 0.992]), row("b", "a", [0.993, 0.995]),
-                                                  row("c", "b", [0.996, 0.994]), row("d", "a", [0.9905, 0.9915])]}}
+                                                  row("c", "b", [0.996, 0.994]), row("d", "a", [0.9905, 0.9915]),
+                                                  row("e", None, [0.9951, 0.9952]), row("f", "e", [0.9949, 0.9944])]}}
     t = search.table(content, "f")
     assert t.loc["b", "change"] == pytest.approx(0.3) and t.loc["b", "beyond spread"] == "yes"
     assert t.loc["c", "change min"] == pytest.approx(-0.1) and t.loc["c", "beyond spread"] == "no"  # signs differ
     assert t.loc["d", "beyond spread"] == "no"  # +0.05 and -0.05: no result
+    # -0.02 and -0.08: a mean change of 0.05 points, equal to f's spread (in floats 0.0500000000000043 against
+    # 0.0499999999999972): not larger, so no result
+    assert t.loc["f", "change"] == pytest.approx(-0.05) and t.loc["f", "beyond spread"] == "no"
     assert np.isnan(t.loc["a", "change"]) and t.loc["a", "minutes"] == 1.0
 
 
