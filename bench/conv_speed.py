@@ -21,6 +21,7 @@ import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 from common import BATCH, THREADS, fmt, verdict
@@ -69,22 +70,28 @@ def _rounds(X, y, kw):
     x_t, y_t = torch.from_numpy(X[:n].reshape(-1, 1, 28, 28)), torch.from_numpy(y[:n].astype(np.int64))
     Y = data.one_hot(y[:n], 10, np.float32)
     model = ConvNet(seed=0, **kw)
-    sgd = training.SGD(model.params, momentum=0.9)
-    step = parallel.step_for(model, np.random.default_rng(0))  # fit's step: split over threads if it can be
     net = torch_twin(model)
     opt, loss_fn = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9), torch.nn.CrossEntropyLoss()
-
-    def helpers_round():
-        for i in range(0, n, BATCH):
-            _, grads, _ = step(X[i:i + BATCH], Y[i:i + BATCH])
-            sgd.step(grads, 0.05)
 
     def torch_round():
         for i in range(0, n, BATCH):
             opt.zero_grad()
             loss_fn(net(x_t[i:i + BATCH]), y_t[i:i + BATCH]).backward()
             opt.step()
-    return helpers_round, torch_round
+    return _helpers_round(model, X[:n], Y), torch_round
+
+
+def _helpers_round(model, X, Y, split=True):
+    """A function training model on X, Y (ROUND batches) as fit does: SGD with momentum, fit's step
+    (split over the threads where the model allows, parallel.py) or, split=False, the step in one thread."""
+    sgd = training.SGD(model.params, momentum=0.9)
+    step = parallel.step_for(model, np.random.default_rng(0)) if split else model.loss_grads_and_output
+
+    def helpers_round():
+        for i in range(0, len(X), BATCH):
+            _, grads, _ = step(X[i:i + BATCH], Y[i:i + BATCH])
+            sgd.step(grads, 0.05)
+    return helpers_round
 
 
 def _timed(run, per=ROUND):
@@ -237,16 +244,12 @@ VARIANTS = {  # name: the (object, attribute, old value) pairs that undo one opt
 }
 
 
-@contextlib.contextmanager
 def _patched(pairs):
-    old = [(obj, name, getattr(obj, name)) for obj, name, _ in pairs]
+    """The (object, attribute, value) pairs patched in for a with-block, as unittest.mock does."""
+    stack = contextlib.ExitStack()
     for obj, name, value in pairs:
-        setattr(obj, name, value)
-    try:
-        yield
-    finally:
-        for obj, name, value in old:
-            setattr(obj, name, value)
+        stack.enter_context(mock.patch.object(obj, name, value))
+    return stack
 
 
 def ablations(X, y, repeats):
@@ -255,21 +258,11 @@ def ablations(X, y, repeats):
     Y = data.one_hot(y[:n], 10, np.float32)
     X64, Y64 = X[:n].astype(np.float64), Y.astype(np.float64)
 
-    def run(model, X, Y, split=True):
-        sgd = training.SGD(model.params, momentum=0.9)
-        step = parallel.step_for(model, np.random.default_rng(0)) if split else model.loss_grads_and_output
-
-        def go():
-            for i in range(0, n, BATCH):
-                _, grads, _ = step(X[i:i + BATCH], Y[i:i + BATCH])
-                sgd.step(grads, 0.05)
-        return go
-
-    variants = {"current code": ([], run(ConvNet(seed=0), X, Y))}
-    variants.update({name: (pairs, run(ConvNet(seed=0), X, Y)) for name, pairs in VARIANTS.items()})
+    variants = {"current code": ([], _helpers_round(ConvNet(seed=0), X[:n], Y))}
+    variants.update({name: (pairs, _helpers_round(ConvNet(seed=0), X[:n], Y)) for name, pairs in VARIANTS.items()})
     variants["the batch in one thread, BLAS's threads only (instead of split over the cores, parallel.py)"] = (
-        [], run(ConvNet(seed=0), X, Y, split=False))
-    variants["float64 (instead of float32)"] = ([], run(ConvNet(seed=0, dtype=np.float64), X64, Y64))
+        [], _helpers_round(ConvNet(seed=0), X[:n], Y, split=False))
+    variants["float64 (instead of float32)"] = ([], _helpers_round(ConvNet(seed=0, dtype=np.float64), X64, Y64))
     times = {name: [] for name in variants}
     for r in range(repeats + 1):
         for name, (pairs, go) in variants.items():

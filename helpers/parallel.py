@@ -21,8 +21,8 @@ from .layers import BatchNorm, Dropout
 
 
 def step_for(model, rng):
-    """fit's training step for model: a SplitStep over as many threads as BLAS has, or over one (then
-    it is model.loss_grads_and_output itself). rng: a Generator, for the replicas' dropout."""
+    """fit's training step for model: a SplitStep over as many threads as BLAS has, or over one (then it
+    calls model.loss_grads_and_output and nothing else). rng: a Generator, for the replicas' dropout."""
     controller = ThreadpoolController()
     layers = getattr(model, "layers", None)
     blas = [info["num_threads"] for info in controller.info() if info["user_api"] == "blas"]
@@ -67,8 +67,7 @@ class SplitStep:
             parts = [job.result() for job in jobs]
         shares = [len(out) / n for _, _, out in parts]
         loss = sum(share * part_loss for share, (part_loss, _, _) in zip(shares, parts))
-        grads = parts[0][1]
-        grads = [g * g.dtype.type(shares[0]) for g in grads]  # new arrays: the replicas' grads stay theirs
+        grads = [g * g.dtype.type(shares[0]) for g in parts[0][1]]  # new arrays: the models' grads stay theirs
         for share, (_, part_grads, _) in zip(shares[1:], parts[1:]):
             for g, h in zip(grads, part_grads):
                 g += h * h.dtype.type(share)
